@@ -1,0 +1,66 @@
+/**
+ * Starts memcached processes on free loopback ports, for tests, the tour and the benchmark.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as net from "node:net"
+
+export interface MemcachedProcess {
+  readonly port: number
+  readonly address: string
+  readonly process: ChildProcess
+  /** SIGTERM (or the given signal) and wait for exit */
+  readonly stop: (signal?: NodeJS.Signals) => Promise<void>
+}
+
+/** A port nobody listens on right now (the OS picks it). */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.unref()
+    srv.on("error", reject)
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo
+      srv.close(() => resolve(port))
+    })
+  })
+
+const canConnect = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const s = net.createConnection({ host: "127.0.0.1", port })
+    s.once("connect", () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once("error", () => resolve(false))
+  })
+
+/**
+ * Starts `memcached -l 127.0.0.1 -U 0 -p <port>` and waits until it accepts connections.
+ * `extraArgs` go to memcached (e.g. ["-t", "1"], ["-I", "2m"]).
+ */
+export const startMemcached = async (options: { readonly port?: number; readonly extraArgs?: ReadonlyArray<string> } = {}): Promise<MemcachedProcess> => {
+  const port = options.port ?? (await freePort())
+  const args = ["-l", "127.0.0.1", "-U", "0", "-p", String(port), "-m", "64", ...(options.extraArgs ?? [])]
+  if (process.getuid?.() === 0) args.push("-u", "root")
+  const child = spawn("memcached", args, { stdio: ["ignore", "ignore", "pipe"] })
+  let stderr = ""
+  child.stderr?.on("data", (d) => (stderr += String(d)))
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`memcached exited at start (port ${port}): ${stderr}`)
+    if (await canConnect(port)) {
+      return {
+        port,
+        address: `127.0.0.1:${port}`,
+        process: child,
+        stop: async (signal = "SIGTERM") => {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+          await exited
+        },
+      }
+    }
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  child.kill("SIGKILL")
+  throw new Error(`memcached did not start on port ${port}: ${stderr}`)
+}

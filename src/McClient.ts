@@ -1,0 +1,123 @@
+/**
+ * `McClient`: the service tag, its accessors, and its layers (TCP, config, memory).
+ */
+import { Config, type ConfigError, Context, Duration, Effect, Layer, type Scope } from "effect"
+import { makeKetamaRing, parseServerSpec } from "./cluster/Ketama.js"
+import type { McClientService } from "./client/Client.js"
+import { makeClient } from "./client/Client.js"
+import { gzip } from "./client/Compression.js"
+import { makeKeyEncoder } from "./client/Keys.js"
+import type { Transport } from "./client/Transport.js"
+import { NoServers } from "./Errors.js"
+import type { ItemInput } from "./Item.js"
+import { makeMemoryTransport, type MemoryOptions } from "./layers/memory.js"
+import { defaultReconnect, defaultRetry, makeTcpTransport } from "./layers/tcp.js"
+import type {
+  DeleteOptions,
+  GetOptions,
+  IncrDecrOptions,
+  McClientOptions,
+  SetOptions,
+  TimeoutOption,
+} from "./Options.js"
+
+export type { McClientService } from "./client/Client.js"
+
+const millis = (d: Duration.DurationInput | undefined, fallback: number) =>
+  d === undefined ? fallback : Duration.toMillis(Duration.decode(d))
+
+const clientOver = (transport: Transport, options: Partial<McClientOptions>): McClientService =>
+  makeClient(transport, {
+    keys: makeKeyEncoder({ binary: options.disableBinaryEncodedKeys !== true, hash: options.keyHash ?? "sha256-128" }),
+    timeoutMillis: millis(options.timeout, 200),
+    compression: options.compression ?? gzip,
+  })
+
+/** Builds a client over TCP in the current scope; closing the scope closes every socket and timer. */
+export const make = (options: McClientOptions): Effect.Effect<McClientService, NoServers, Scope.Scope> =>
+  Effect.gen(function* () {
+    if (options.servers.length === 0) return yield* new NoServers({ reason: "the servers list is empty" })
+    const specs = yield* Effect.try({
+      try: () => options.servers.map(parseServerSpec),
+      catch: (e) => new NoServers({ reason: `invalid server: ${e instanceof Error ? e.message : String(e)}` }),
+    })
+    const ring = options.pickServer === undefined ? makeKetamaRing(specs) : undefined
+    const transport = yield* makeTcpTransport({
+      servers: specs.map((s) => s.address),
+      pickServer: options.pickServer ?? ring!.pick,
+      dialTimeoutMillis: millis(options.dialTimeout, 200),
+      timeoutMillis: millis(options.timeout, 200),
+      connMaxLifetimeMillis: millis(options.connMaxLifetime, 60_000),
+      maxConnections: Math.max(1, options.maxIdleConnsPerAddr ?? 10),
+      retry: options.retry ?? defaultRetry,
+      reconnect: options.reconnect ?? defaultReconnect,
+    })
+    return clientOver(transport, options)
+  })
+
+/** The in-memory engine with memcached's semantics; client options other than servers apply. */
+export const makeMemory = (
+  options: MemoryOptions & Omit<Partial<McClientOptions>, "servers" | "pickServer"> = {},
+): McClientService => clientOver(makeMemoryTransport(options), options)
+
+/** `MEMCACHE_SERVERS`: a comma-separated list of servers. */
+export const serversFromEnv: Config.Config<ReadonlyArray<string>> = Config.string("MEMCACHE_SERVERS").pipe(
+  Config.map((s) =>
+    s
+      .split(",")
+      .map((x) => x.trim())
+      .filter((x) => x.length > 0),
+  ),
+)
+
+export class McClient extends Context.Tag("effect-memcache/McClient")<McClient, McClientService>() {
+  /** Real servers over TCP. Fails only for invalid options (`NoServers` for an empty list). */
+  static readonly layer = (options: McClientOptions): Layer.Layer<McClient, NoServers> =>
+    Layer.scoped(McClient, make(options))
+
+  /** Options from `Config`, e.g. `McClient.layerConfig({ servers: McClient.serversFromEnv })`. */
+  static readonly layerConfig = (
+    config: Config.Config.Wrap<McClientOptions>,
+  ): Layer.Layer<McClient, NoServers | ConfigError.ConfigError> =>
+    Layer.scoped(McClient, Effect.flatMap(Config.unwrap(config), make))
+
+  /** Servers from `MEMCACHE_SERVERS` (comma-separated `host:port`), other options as given. */
+  static readonly layerFromEnv = (
+    options: Omit<McClientOptions, "servers"> = {},
+  ): Layer.Layer<McClient, NoServers | ConfigError.ConfigError> =>
+    Layer.scoped(
+      McClient,
+      Effect.flatMap(serversFromEnv, (servers) => make({ ...options, servers })),
+    )
+
+  /** The in-memory engine: memcached semantics, time from Effect's Clock. */
+  static readonly layerMemory = (
+    options?: MemoryOptions & Omit<Partial<McClientOptions>, "servers" | "pickServer">,
+  ): Layer.Layer<McClient> => Layer.sync(McClient, () => makeMemory(options))
+
+  static readonly serversFromEnv = serversFromEnv
+
+  // Accessors: `yield* McClient.get(key)`.
+  static readonly get = (key: string, options?: GetOptions) => Effect.flatMap(McClient, (mc) => mc.get(key, options))
+  static readonly getMulti = (keys: Iterable<string>, options?: GetOptions) =>
+    Effect.flatMap(McClient, (mc) => mc.getMulti(keys, options))
+  static readonly set = (item: ItemInput, options?: SetOptions) => Effect.flatMap(McClient, (mc) => mc.set(item, options))
+  static readonly add = (item: ItemInput, options?: SetOptions) => Effect.flatMap(McClient, (mc) => mc.add(item, options))
+  static readonly replace = (item: ItemInput, options?: SetOptions) =>
+    Effect.flatMap(McClient, (mc) => mc.replace(item, options))
+  static readonly append = (item: ItemInput, options?: SetOptions) =>
+    Effect.flatMap(McClient, (mc) => mc.append(item, options))
+  static readonly prepend = (item: ItemInput, options?: SetOptions) =>
+    Effect.flatMap(McClient, (mc) => mc.prepend(item, options))
+  static readonly compareAndSwap = (item: ItemInput, options?: SetOptions) =>
+    Effect.flatMap(McClient, (mc) => mc.compareAndSwap(item, options))
+  static readonly del = (key: string, options?: DeleteOptions) => Effect.flatMap(McClient, (mc) => mc.del(key, options))
+  static readonly inc = (key: string, delta: bigint | number, expiration?: number, options?: IncrDecrOptions) =>
+    Effect.flatMap(McClient, (mc) => mc.inc(key, delta, expiration, options))
+  static readonly dec = (key: string, delta: bigint | number, expiration?: number, options?: IncrDecrOptions) =>
+    Effect.flatMap(McClient, (mc) => mc.dec(key, delta, expiration, options))
+  static readonly touch = (key: string, expiration: number, options?: TimeoutOption) =>
+    Effect.flatMap(McClient, (mc) => mc.touch(key, expiration, options))
+  static readonly purgeNamespace = (namespace: string, options?: TimeoutOption) =>
+    Effect.flatMap(McClient, (mc) => mc.purgeNamespace(namespace, options))
+}

@@ -1,0 +1,68 @@
+/** Options of `McClient.layer` (seed option names kept) and per-call options. */
+import type { Duration, Effect, Schedule } from "effect"
+
+/** Functions of bytes, synchronous or effectful (seed `Compression`). */
+export interface CompressionCodec {
+  readonly compress: (data: Uint8Array) => Uint8Array | Effect.Effect<Uint8Array, unknown>
+  readonly decompress: (data: Uint8Array) => Uint8Array | Effect.Effect<Uint8Array, unknown>
+}
+
+/** How binary-encoded keys are hashed before base64 (see README "Keys"). */
+export type KeyHash = "sha256-128" | "xxhash64"
+
+export interface McClientOptions {
+  /** "host:port", "host:port:weight", or a unix socket path; non-empty (seed `Addrs`) */
+  readonly servers: ReadonlyArray<string>
+  /** primary first, then failover alternates; default: libmemcached-compatible ketama */
+  readonly pickServer?: ((key: string) => ReadonlyArray<string>) | undefined
+  readonly dialTimeout?: Duration.DurationInput | undefined
+  /** per-operation deadline; a call's own `timeout` overrides it */
+  readonly timeout?: Duration.DurationInput | undefined
+  readonly connMaxLifetime?: Duration.DurationInput | undefined
+  /** upper bound of connections per server (they open as load needs them) */
+  readonly maxIdleConnsPerAddr?: number | undefined
+  readonly disableBinaryEncodedKeys?: boolean | undefined
+  readonly keyHash?: KeyHash | undefined
+  readonly compression?: CompressionCodec | undefined
+  /** retries idempotent operations on connection errors, never on a server's answer */
+  readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
+  /** probes of a server marked down follow this schedule */
+  readonly reconnect?: Schedule.Schedule<unknown, unknown> | undefined
+}
+
+export interface GetOptions {
+  readonly cas?: boolean | undefined
+  readonly hit?: boolean | undefined
+  readonly lastAccess?: boolean | undefined
+  readonly ttl?: boolean | undefined
+  /** seconds: win the recache token when the remaining TTL is below this (`R`) */
+  readonly earlyRecache?: number | undefined
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+export interface SetOptions {
+  /** seconds (or a unix time above 30 days, as memcached reads it); 0 = never expire */
+  readonly expiration?: number | undefined
+  readonly namespace?: string | undefined
+  /** compress values longer than this many bytes */
+  readonly compression?: number | undefined
+  /** store only on the n-th set of the key within the expiration window */
+  readonly minUses?: number | undefined
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+export interface DeleteOptions {
+  /** mark the item stale for this many seconds instead of deleting it (`md I T<s>`) */
+  readonly invalidate?: number | undefined
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+export interface IncrDecrOptions {
+  /** create the counter with this value when missing */
+  readonly initialValue?: bigint | number | undefined
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+export interface TimeoutOption {
+  readonly timeout?: Duration.DurationInput | undefined
+}

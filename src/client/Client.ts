@@ -1,0 +1,500 @@
+/**
+ * The client's operations, written once over a `Transport`: key encoding, namespaces,
+ * compression, min-uses, getMulti fan-out and codecs run the same on TCP and in memory.
+ */
+import { Clock, Duration, Effect, Exit } from "effect"
+import {
+  BadIncrDec,
+  ClientError,
+  DecodeError,
+  type CacheMiss,
+  type CASConflict,
+  type McError,
+  type NotStored,
+} from "../Errors.js"
+import type { Item, ItemInput } from "../Item.js"
+import type {
+  CompressionCodec,
+  DeleteOptions,
+  GetOptions,
+  IncrDecrOptions,
+  SetOptions,
+  TimeoutOption,
+} from "../Options.js"
+import type { GetFlags, MetaRequest, SetMode } from "../protocol/Request.js"
+import type { Reply } from "../protocol/Reply.js"
+import { runCodec } from "./Compression.js"
+import type { KeyEncoder } from "./Keys.js"
+import { makeNamespaces } from "./Namespaces.js"
+import { cacheMiss, casConflict, notStored, unexpected } from "./Replies.js"
+import type { Transport } from "./Transport.js"
+import { supportsAppendVivify } from "../connection/Version.js"
+import {
+  COMPRESSED,
+  NAMESPACED,
+  readNamespaceHeader,
+  USER_FLAGS_MASK,
+  writeNamespaceHeader,
+} from "./ValueFormat.js"
+
+export interface ClientConfig {
+  readonly keys: KeyEncoder
+  readonly timeoutMillis: number
+  readonly compression: CompressionCodec
+}
+
+/** Stores with internal flag bits, for the codec layer (getAs/setAs). */
+export interface StoreInput extends ItemInput {
+  readonly internalFlags?: number | undefined
+}
+
+export interface McClientService {
+  readonly get: (key: string, options?: GetOptions) => Effect.Effect<Item, CacheMiss | McError | DecodeError>
+  readonly getMulti: (
+    keys: Iterable<string>,
+    options?: GetOptions,
+  ) => Effect.Effect<ReadonlyMap<string, Item>, McError>
+  readonly set: (item: ItemInput, options?: SetOptions) => Effect.Effect<void, McError | ClientError>
+  readonly add: (item: ItemInput, options?: SetOptions) => Effect.Effect<void, NotStored | McError>
+  readonly replace: (item: ItemInput, options?: SetOptions) => Effect.Effect<void, NotStored | McError>
+  readonly append: (item: ItemInput, options?: SetOptions) => Effect.Effect<void, NotStored | McError>
+  readonly prepend: (item: ItemInput, options?: SetOptions) => Effect.Effect<void, NotStored | McError>
+  readonly compareAndSwap: (
+    item: ItemInput,
+    options?: SetOptions,
+  ) => Effect.Effect<void, CASConflict | CacheMiss | NotStored | McError>
+  readonly del: (key: string, options?: DeleteOptions) => Effect.Effect<void, CacheMiss | McError>
+  readonly inc: (
+    key: string,
+    delta: bigint | number,
+    expiration?: number,
+    options?: IncrDecrOptions,
+  ) => Effect.Effect<bigint, CacheMiss | BadIncrDec | McError>
+  readonly dec: (
+    key: string,
+    delta: bigint | number,
+    expiration?: number,
+    options?: IncrDecrOptions,
+  ) => Effect.Effect<bigint, CacheMiss | BadIncrDec | McError>
+  readonly touch: (key: string, expiration: number, options?: TimeoutOption) => Effect.Effect<void, CacheMiss | McError>
+  readonly purgeNamespace: (namespace: string, options?: TimeoutOption) => Effect.Effect<void, McError>
+  /** set with internal flag bits (used by setAs) */
+  readonly store: (item: StoreInput, options?: SetOptions) => Effect.Effect<void, McError | ClientError>
+}
+
+class ItemImpl implements Item {
+  constructor(
+    readonly key: string,
+    readonly value: Uint8Array,
+    readonly flags: number,
+    readonly cas: bigint | undefined,
+    readonly hit: boolean | undefined,
+    readonly lastAccess: number | undefined,
+    readonly ttl: number | undefined,
+    readonly stale: boolean,
+    readonly won: boolean,
+    readonly winSent: boolean,
+    readonly compressionRatio: number,
+    /** the upper 16 bits of the client flags: how the value was written */
+    readonly internalFlags: number,
+  ) {}
+}
+
+const makeItem = (key: string, reply: Reply, value: Uint8Array, ratio: number): ItemImpl => {
+  const cf = reply.clientFlags ?? 0
+  return new ItemImpl(
+    key,
+    value,
+    cf & USER_FLAGS_MASK,
+    reply.cas,
+    reply.hit,
+    reply.lastAccess,
+    reply.ttl,
+    reply.stale,
+    reply.won,
+    reply.winSent,
+    ratio,
+    cf & ~USER_FLAGS_MASK,
+  )
+}
+
+/** The upper 16 client-flag bits of an item read by this client. */
+export const internalFlagsOf = (item: Item): number => (item instanceof ItemImpl ? item.internalFlags : 0)
+
+const EMPTY = new Uint8Array(0)
+const MAX_U64 = 0xffffffffffffffffn
+const encoder = new TextEncoder()
+const toBytes = (value: Uint8Array | string): Uint8Array => (typeof value === "string" ? encoder.encode(value) : value)
+
+const badInput = (key: string, reason: string) => new ClientError({ key, reason })
+
+const checkExpiration = (key: string, exp: number | undefined): ClientError | undefined =>
+  exp === undefined || (Number.isInteger(exp) && exp >= -1 && exp <= 0xffffffff)
+    ? undefined
+    : badInput(key, `expiration must be an integer number of seconds, got ${exp}`)
+
+export const makeClient = (transport: Transport, config: ClientConfig): McClientService => {
+  const { keys } = config
+  const b = keys.binary
+  const timeoutOf = (t: Duration.DurationInput | undefined): number =>
+    t === undefined ? config.timeoutMillis : Duration.toMillis(Duration.decode(t))
+  const ns = makeNamespaces(transport, keys)
+
+  /** Applies what the upper flag bits say: namespace validity, then decompression. */
+  const finishItem = (
+    key: string,
+    reply: Reply,
+    server: string,
+    timeoutMillis: number,
+    known: ReadonlyMap<string, bigint> | undefined,
+  ): Effect.Effect<ItemImpl, CacheMiss | McError | DecodeError> => {
+    const cf = reply.clientFlags ?? 0
+    let payload = reply.value ?? EMPTY
+    const checkNamespace = (): Effect.Effect<void, CacheMiss | McError | DecodeError> => {
+      if ((cf & NAMESPACED) === 0) return Effect.void
+      const header = readNamespaceHeader(payload)
+      if (header === undefined) return Effect.fail(new DecodeError({ key, reason: "bad namespace header" }))
+      payload = payload.subarray(header.payloadOffset)
+      const current = known?.get(header.namespace)
+      const version = current === undefined ? ns.version(header.namespace, timeoutMillis) : Effect.succeed(current)
+      return Effect.flatMap(version, (v) =>
+        v === header.version ? Effect.void : Effect.zipRight(ns.dropStale(key, timeoutMillis), Effect.fail(cacheMiss(key, server))),
+      )
+    }
+    return Effect.flatMap(checkNamespace(), () => {
+      if ((cf & COMPRESSED) === 0) return Effect.succeed(makeItem(key, reply, payload, 0))
+      const stored = payload.length
+      return runCodec(config.compression.decompress, payload).pipe(
+        Effect.mapError((cause) => new DecodeError({ key, reason: "corrupt compressed value", cause })),
+        Effect.map((plain) => makeItem(key, reply, plain, stored === 0 ? 0 : plain.length / stored)),
+      )
+    })
+  }
+
+  const getFlags = (o: GetOptions | undefined): GetFlags =>
+    o === undefined
+      ? { b, f: true, v: true }
+      : {
+          b,
+          c: o.cas === true,
+          f: true,
+          h: o.hit === true,
+          l: o.lastAccess === true,
+          t: o.ttl === true,
+          v: true,
+          ...(o.earlyRecache === undefined ? {} : { R: o.earlyRecache }),
+        }
+
+  const get = (key: string, o?: GetOptions): Effect.Effect<Item, CacheMiss | McError | DecodeError> => {
+    const wire = keys.encode(key)
+    if (typeof wire !== "string") return Exit.fail(wire)
+    const timeoutMillis = timeoutOf(o?.timeout)
+    const request: MetaRequest = { command: "mg", key: wire, flags: getFlags(o) }
+    return transport.request<Item, CacheMiss | DecodeError>(
+      key,
+      request,
+      (reply, server) => {
+        if (reply.code === "VA") {
+          if (((reply.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) return Exit.succeed(makeItem(key, reply, reply.value!, 0))
+          return finishItem(key, reply, server, timeoutMillis, undefined)
+        }
+        if (reply.code === "EN") return Exit.fail(cacheMiss(key, server))
+        return Exit.fail(unexpected(reply, server, key))
+      },
+      { timeoutMillis, idempotent: true, key },
+    )
+  }
+
+  const getMulti = (
+    keyList: Iterable<string>,
+    o?: GetOptions,
+  ): Effect.Effect<ReadonlyMap<string, Item>, McError> =>
+    Effect.suspend(() => {
+      const all = Array.from(new Set(keyList))
+      const timeoutMillis = timeoutOf(o?.timeout)
+      const flags = getFlags(o)
+      // One pipeline per server; the opaque token is the key's index, `k` double-checks it.
+      const perServer = new Map<string, Array<MetaRequest>>()
+      const wires: Array<string> = new Array(all.length)
+      for (let i = 0; i < all.length; i++) {
+        const key = all[i]!
+        const wire = keys.encode(key)
+        if (typeof wire !== "string") return Effect.fail(wire)
+        wires[i] = wire
+        const server = transport.serverFor(key)
+        if (typeof server !== "string") return Effect.fail(server)
+        let list = perServer.get(server)
+        if (list === undefined) perServer.set(server, (list = []))
+        list.push({ command: "mg", key: wire, flags: { ...flags, k: true, q: true, O: i.toString(36) } })
+      }
+      return Effect.forEach(
+        perServer,
+        ([server, requests]) =>
+          transport.batch(server, requests, timeoutMillis).pipe(
+            Effect.map((replies) => ({ server, replies })),
+            // A failed server contributes nothing; the others' answers still count.
+            Effect.catchAll((error) =>
+              Effect.as(Effect.logWarning(`memcache: getMulti: ${server} failed: ${error.message}`), {
+                server,
+                replies: [] as ReadonlyArray<Reply>,
+              }),
+            ),
+          ),
+        { concurrency: "unbounded" },
+      ).pipe(
+        Effect.flatMap((results) => {
+          const found = new Map<string, Item>()
+          const later: Array<[string, Reply, string]> = []
+          for (const { server, replies } of results) {
+            for (const reply of replies) {
+              if (reply.code !== "VA" || reply.opaque === undefined) continue
+              const index = Number.parseInt(reply.opaque, 36)
+              const key = all[index]
+              // Accept a reply only for a key we asked this server for, under the key we sent.
+              if (key === undefined || reply.key !== wires[index] || !transport.serversFor(key).includes(server)) continue
+              if (((reply.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) found.set(key, makeItem(key, reply, reply.value!, 0))
+              else later.push([key, reply, server])
+            }
+          }
+          if (later.length === 0) return Effect.succeed(found as ReadonlyMap<string, Item>)
+          return ns.versionsFor(later.map(([, reply]) => reply), timeoutMillis).pipe(
+            Effect.flatMap((known) =>
+              Effect.forEach(later, ([key, reply, server]) =>
+                finishItem(key, reply, server, timeoutMillis, known).pipe(
+                  Effect.tap((item) => found.set(key, item)),
+                  Effect.catchAll((error) =>
+                    error._tag === "CacheMiss" || error._tag === "DecodeError"
+                      ? Effect.void
+                      : Effect.fail(error),
+                  ),
+                ),
+              ),
+            ),
+            Effect.as(found as ReadonlyMap<string, Item>),
+          )
+        }),
+      )
+    })
+
+  const storeReply =
+    (key: string) =>
+    (reply: Reply, server: string): Exit.Exit<void, NotStored | CASConflict | CacheMiss | McError> => {
+      switch (reply.code) {
+        case "HD":
+          return Exit.void
+        case "NS":
+          return Exit.fail(notStored(key, server))
+        case "EX":
+          return Exit.fail(casConflict(key, server))
+        case "NF":
+          return Exit.fail(cacheMiss(key, server))
+        default:
+          return Exit.fail(unexpected(reply, server, key))
+      }
+    }
+
+  const sendStore = (
+    key: string,
+    wire: string,
+    value: Uint8Array,
+    flags: { readonly F?: number; readonly T?: number; readonly M?: SetMode; readonly C?: bigint; readonly N?: number },
+    timeoutMillis: number,
+    idempotent: boolean,
+  ) =>
+    transport.request<void, NotStored | CASConflict | CacheMiss>(
+      key,
+      { command: "ms", key: wire, value, flags: { b, ...flags } },
+      storeReply(key),
+      { timeoutMillis, idempotent, key },
+    )
+
+  /** set / add / replace / cas: the value goes through min-uses, compression and namespace. */
+  const storeWith =
+    (mode: "S" | "E" | "R", cas: boolean) =>
+    (input: StoreInput, o?: SetOptions): Effect.Effect<void, any> => {
+      const key = input.key
+      const wire = keys.encode(key)
+      if (typeof wire !== "string") return Exit.fail(wire)
+      const userFlags = input.flags ?? 0
+      if (!Number.isInteger(userFlags) || userFlags < 0 || userFlags > USER_FLAGS_MASK)
+        return Exit.fail(badInput(key, `flags must be an integer in 0..65535, got ${userFlags}`))
+      const badExp = checkExpiration(key, o?.expiration)
+      if (badExp !== undefined) return Exit.fail(badExp)
+      if (cas && input.cas === undefined)
+        return Exit.fail(badInput(key, "compareAndSwap needs the item's cas (read it with get(key, { cas: true }))"))
+      const timeoutMillis = timeoutOf(o?.timeout)
+      const exp = o?.expiration ?? 0
+      const baseFlags = {
+        ...(mode === "S" ? {} : { M: mode }),
+        ...(exp === 0 ? {} : { T: exp }),
+        ...(cas ? { C: input.cas! } : {}),
+      }
+      const value = toBytes(input.value)
+      const internal = input.internalFlags ?? 0
+      // The common case: nothing but bytes and flags.
+      if (o === undefined || (o.namespace === undefined && o.compression === undefined && (o.minUses ?? 1) <= 1)) {
+        const F = userFlags | internal
+        return sendStore(key, wire, value, F === 0 ? baseFlags : { ...baseFlags, F }, timeoutMillis, mode === "S" && !cas)
+      }
+      return Effect.gen(function* () {
+        if ((o.minUses ?? 1) > 1) {
+          const uses = yield* ns.countUse(key, exp, timeoutMillis)
+          if (uses < BigInt(o.minUses!)) return
+        }
+        let payload = value
+        let bits = internal
+        if (o.compression !== undefined && payload.length > o.compression) {
+          const packed = yield* runCodec(config.compression.compress, payload).pipe(
+            Effect.mapError((cause) => badInput(key, `compression failed: ${String(cause)}`)),
+          )
+          if (packed.length < payload.length) {
+            payload = packed
+            bits |= COMPRESSED
+          }
+        }
+        if (o.namespace !== undefined) {
+          const version = yield* ns.version(o.namespace, timeoutMillis)
+          payload = writeNamespaceHeader(o.namespace, version, payload)
+          bits |= NAMESPACED
+        }
+        const F = userFlags | bits
+        yield* sendStore(key, wire, payload, F === 0 ? baseFlags : { ...baseFlags, F }, timeoutMillis, mode === "S" && !cas)
+      })
+    }
+
+  /**
+   * append / prepend. With an expiration a missing key is created (autovivify): `ms … N<ttl>` on
+   * memcached ≥ 1.6.20; on older servers append, then add on NS, then append again if the add lost
+   * to a concurrent creator, so no update is lost.
+   */
+  const concat =
+    (mode: "A" | "P") =>
+    (input: ItemInput, o?: SetOptions): Effect.Effect<void, NotStored | McError> => {
+      const key = input.key
+      const wire = keys.encode(key)
+      if (typeof wire !== "string") return Exit.fail(wire)
+      const badExp = checkExpiration(key, o?.expiration)
+      if (badExp !== undefined) return Exit.fail(badExp)
+      const timeoutMillis = timeoutOf(o?.timeout)
+      const value = toBytes(input.value)
+      const plain = sendStore(key, wire, value, { M: mode }, timeoutMillis, false) as Effect.Effect<void, NotStored | McError>
+      const exp = o?.expiration
+      if (exp === undefined || exp === 0) return plain
+      return Effect.flatMap(transport.version(key), (version) => {
+        if (supportsAppendVivify(version))
+          return sendStore(key, wire, value, { M: mode, N: exp }, timeoutMillis, false) as Effect.Effect<void, NotStored | McError>
+        const add = sendStore(key, wire, value, { M: "E", T: exp }, timeoutMillis, false) as Effect.Effect<void, NotStored | McError>
+        return plain.pipe(
+          Effect.catchTag("NotStored", () => add),
+          Effect.catchTag("NotStored", () => plain),
+        )
+      })
+    }
+
+  const del = (key: string, o?: DeleteOptions): Effect.Effect<void, CacheMiss | McError> => {
+    const wire = keys.encode(key)
+    if (typeof wire !== "string") return Exit.fail(wire)
+    const timeoutMillis = timeoutOf(o?.timeout)
+    const flags = o?.invalidate === undefined ? { b } : { b, I: true, T: o.invalidate }
+    return transport.request<void, CacheMiss>(
+      key,
+      { command: "md", key: wire, flags },
+      (reply, server) =>
+        reply.code === "HD"
+          ? Exit.void
+          : reply.code === "NF"
+            ? Exit.fail(cacheMiss(key, server))
+            : Exit.fail(unexpected(reply, server, key)),
+      { timeoutMillis, idempotent: true, key },
+    )
+  }
+
+  const arithmetic =
+    (mode: "I" | "D") =>
+    (
+      key: string,
+      delta: bigint | number,
+      expiration?: number,
+      o?: IncrDecrOptions,
+    ): Effect.Effect<bigint, CacheMiss | BadIncrDec | McError> => {
+      const wire = keys.encode(key)
+      if (typeof wire !== "string") return Exit.fail(wire)
+      let d: bigint
+      let initial: bigint | undefined
+      try {
+        d = BigInt(delta)
+        initial = o?.initialValue === undefined ? undefined : BigInt(o.initialValue)
+      } catch {
+        return Exit.fail(new BadIncrDec({ key, reason: "delta and initial value must be integers" }))
+      }
+      if (d < 0n || d > MAX_U64) return Exit.fail(new BadIncrDec({ key, reason: "delta must be in 0..2^64-1" }))
+      if (initial !== undefined && (initial < 0n || initial > MAX_U64))
+        return Exit.fail(new BadIncrDec({ key, reason: "initial value must be in 0..2^64-1" }))
+      const badExp = checkExpiration(key, expiration)
+      if (badExp !== undefined) return Exit.fail(badExp)
+      const timeoutMillis = timeoutOf(o?.timeout)
+      const flags = {
+        b,
+        v: true,
+        D: d,
+        ...(mode === "D" ? { M: mode } : {}),
+        ...(initial === undefined ? {} : { N: expiration ?? 0, J: initial }),
+      }
+      return transport.request<bigint, CacheMiss | BadIncrDec>(
+        key,
+        { command: "ma", key: wire, flags },
+        (reply, server) => {
+          if (reply.code === "VA") {
+            const text = Buffer.from(reply.value!).toString("latin1")
+            return /^\d+$/.test(text)
+              ? Exit.succeed(BigInt(text))
+              : Exit.fail(unexpected(reply, server, key))
+          }
+          if (reply.code === "NF") return Exit.fail(cacheMiss(key, server))
+          if (reply.code === "CLIENT_ERROR" && /non-numeric/.test(reply.message ?? ""))
+            return Exit.fail(new BadIncrDec({ key, reason: "value is not a decimal number", server }))
+          return Exit.fail(unexpected(reply, server, key))
+        },
+        { timeoutMillis, idempotent: false, key },
+      )
+    }
+
+  const touch = (key: string, expiration: number, o?: TimeoutOption): Effect.Effect<void, CacheMiss | McError> => {
+    const wire = keys.encode(key)
+    if (typeof wire !== "string") return Exit.fail(wire)
+    const badExp = checkExpiration(key, expiration)
+    if (badExp !== undefined) return Exit.fail(badExp)
+    return transport.request<void, CacheMiss>(
+      key,
+      { command: "mg", key: wire, flags: { b, T: expiration } },
+      (reply, server) =>
+        reply.code === "HD"
+          ? Exit.void
+          : reply.code === "EN"
+            ? Exit.fail(cacheMiss(key, server))
+            : Exit.fail(unexpected(reply, server, key)),
+      { timeoutMillis: timeoutOf(o?.timeout), idempotent: true, key },
+    )
+  }
+
+  const store = storeWith("S", false)
+  return {
+    get,
+    getMulti,
+    set: store,
+    store,
+    add: storeWith("E", false),
+    replace: storeWith("R", false),
+    compareAndSwap: storeWith("S", true),
+    append: concat("A"),
+    prepend: concat("P"),
+    del,
+    inc: arithmetic("I"),
+    dec: arithmetic("D"),
+    touch,
+    purgeNamespace: (namespace, o) => ns.purge(namespace, timeoutOf(o?.timeout)),
+  }
+}
+
+/** Current unix time in milliseconds from Effect's Clock (TestClock in tests). */
+export const nowMillis = Clock.currentTimeMillis

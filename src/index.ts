@@ -1,0 +1,17 @@
+/** effect-memcache: a memcached client for Effect over the meta text protocol. */
+export { McClient, make, makeMemory, serversFromEnv, type McClientService } from "./McClient.js"
+export type { Item, ItemInput } from "./Item.js"
+export { valueText } from "./Item.js"
+export * from "./Errors.js"
+export type {
+  CompressionCodec,
+  DeleteOptions,
+  GetOptions,
+  IncrDecrOptions,
+  KeyHash,
+  McClientOptions,
+  SetOptions,
+  TimeoutOption,
+} from "./Options.js"
+export type { MemoryOptions } from "./layers/memory.js"
+export { makeKetamaRing, parseServerSpec, type KetamaRing, type ServerSpec } from "./cluster/Ketama.js"

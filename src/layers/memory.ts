@@ -1,0 +1,50 @@
+/**
+ * The in-memory transport: the meta engine behind the same `Transport` seam as TCP, with time
+ * from Effect's `Clock` (so `TestClock.adjust` expires items).
+ */
+import { Effect } from "effect"
+import type { Transport } from "../client/Transport.js"
+import { CorruptResponse } from "../Errors.js"
+import { MemoryEngine } from "../memory/MemoryEngine.js"
+import type { Reply } from "../protocol/Reply.js"
+
+export const MEMORY_SERVER = "memory"
+
+// The engine implements memcached 1.6.18's dialect (no append autovivify flag).
+const MEMORY_VERSION = { text: "1.6.18 (in-memory engine)", major: 1, minor: 6, patch: 18 }
+
+export interface MemoryOptions {
+  /** largest value accepted, like memcached's -I (default 1 MiB) */
+  readonly maxItemSize?: number | undefined
+}
+
+export const makeMemoryTransport = (options: MemoryOptions = {}): Transport => {
+  const engine = new MemoryEngine(options.maxItemSize === undefined ? {} : { maxItemSize: options.maxItemSize })
+  const servers = [MEMORY_SERVER]
+  return {
+    request: (_routingKey, request, decode, opts) =>
+      Effect.clockWith((clock) =>
+        Effect.suspend(() => {
+          const reply = engine.execute(request, clock.unsafeCurrentTimeMillis())
+          return reply === undefined
+            ? Effect.fail(new CorruptResponse({ server: MEMORY_SERVER, key: opts.key, reason: "no reply to a non-quiet request" }))
+            : decode(reply, MEMORY_SERVER)
+        }),
+      ),
+    batch: (_server, requests) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          const now = clock.unsafeCurrentTimeMillis()
+          const replies: Array<Reply> = []
+          for (const r of requests) {
+            const reply = engine.execute(r, now)
+            if (reply !== undefined) replies.push(reply)
+          }
+          return replies
+        }),
+      ),
+    serverFor: () => MEMORY_SERVER,
+    serversFor: () => servers,
+    version: () => Effect.succeed(MEMORY_VERSION),
+  }
+}

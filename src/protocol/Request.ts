@@ -1,0 +1,135 @@
+/**
+ * Meta protocol requests as data, and their encoding to wire bytes.
+ *
+ * Requests are plain objects so that the TCP transport encodes them and the in-memory engine
+ * interprets them: both sides of the `Transport` seam share one vocabulary. Flags are written in a
+ * fixed order, which makes the bytes on the wire predictable (tests pin them).
+ *
+ * The flag sets are those memcached 1.6.18 accepts (doc/protocol.txt at that tag), plus `N` on
+ * append/prepend, which needs 1.6.20 (the client gates it on the server's version).
+ */
+
+/** Flags of `mg`. Return flags: b c f h k l s t v; with tokens: N R T O. */
+export interface GetFlags {
+  readonly b?: boolean
+  readonly c?: boolean
+  readonly f?: boolean
+  readonly h?: boolean
+  readonly k?: boolean
+  readonly l?: boolean
+  readonly q?: boolean
+  readonly s?: boolean
+  readonly t?: boolean
+  readonly u?: boolean
+  readonly v?: boolean
+  /** vivify on miss with this TTL */
+  readonly N?: number
+  /** win the recache token when the remaining TTL is below this */
+  readonly R?: number
+  /** touch: set the remaining TTL */
+  readonly T?: number
+  readonly O?: string
+}
+
+/** `ms` modes: E add, A append, P prepend, R replace, S set. */
+export type SetMode = "E" | "A" | "P" | "R" | "S"
+
+export interface SetFlags {
+  readonly b?: boolean
+  readonly c?: boolean
+  readonly k?: boolean
+  readonly q?: boolean
+  /** invalidate: with C, a CAS older than the item's stores the value as stale */
+  readonly I?: boolean
+  readonly C?: bigint
+  readonly F?: number
+  readonly T?: number
+  readonly M?: SetMode
+  /** autovivify on miss for append/prepend (memcached ≥ 1.6.20) */
+  readonly N?: number
+  readonly O?: string
+}
+
+export interface DeleteFlags {
+  readonly b?: boolean
+  readonly k?: boolean
+  readonly q?: boolean
+  /** mark stale instead of removing */
+  readonly I?: boolean
+  readonly C?: bigint
+  /** with I: TTL of the stale item */
+  readonly T?: number
+  readonly O?: string
+}
+
+/** `ma` modes: I incr, D decr. */
+export type ArithmeticMode = "I" | "D"
+
+export interface ArithmeticFlags {
+  readonly b?: boolean
+  readonly c?: boolean
+  readonly k?: boolean
+  readonly q?: boolean
+  readonly t?: boolean
+  readonly v?: boolean
+  readonly C?: bigint
+  /** create on miss with this TTL */
+  readonly N?: number
+  /** initial value when created */
+  readonly J?: bigint
+  /** delta, default 1 */
+  readonly D?: bigint
+  /** update TTL on success */
+  readonly T?: number
+  readonly M?: ArithmeticMode
+  readonly O?: string
+}
+
+export type MetaRequest =
+  | { readonly command: "mg"; readonly key: string; readonly flags: GetFlags }
+  | { readonly command: "ms"; readonly key: string; readonly flags: SetFlags; readonly value: Uint8Array }
+  | { readonly command: "md"; readonly key: string; readonly flags: DeleteFlags }
+  | { readonly command: "ma"; readonly key: string; readonly flags: ArithmeticFlags }
+  | { readonly command: "mn" }
+
+export const noop: MetaRequest = { command: "mn" }
+
+type AnyFlags = Partial<Record<string, boolean | number | bigint | string>>
+
+// The order flags are written in. Return flags first, then flags with tokens.
+const BOOLEAN_FLAGS = ["b", "c", "f", "h", "k", "l", "q", "s", "t", "u", "v", "I"] as const
+const TOKEN_FLAGS = ["C", "D", "F", "J", "M", "N", "R", "T", "O"] as const
+
+const encodeFlags = (flags: AnyFlags): string => {
+  let out = ""
+  for (const f of BOOLEAN_FLAGS) if (flags[f] === true) out += " " + f
+  for (const f of TOKEN_FLAGS) {
+    const v = flags[f]
+    if (v !== undefined) out += " " + f + String(v)
+  }
+  return out
+}
+
+/** The request line, `\r\n` included. For `ms`, the value block follows it. */
+export const encodeHeader = (req: MetaRequest): string => {
+  switch (req.command) {
+    case "mn":
+      return "mn\r\n"
+    case "ms":
+      return "ms " + req.key + " " + req.value.byteLength + encodeFlags(req.flags as AnyFlags) + "\r\n"
+    default:
+      return req.command + " " + req.key + encodeFlags(req.flags as AnyFlags) + "\r\n"
+  }
+}
+
+const CRLF = Buffer.from("\r\n")
+
+/** The whole request as bytes (used by tests and cold paths; the connection writes the parts). */
+export const encode = (req: MetaRequest): Buffer => {
+  const header = Buffer.from(encodeHeader(req), "utf8")
+  return req.command === "ms" ? Buffer.concat([header, req.value, CRLF]) : header
+}
+
+/** Hot-path encoder for the most common request: a get of value and flags, no options. */
+export const encodePlainGet = (key: string, base64: boolean): string =>
+  base64 ? "mg " + key + " b f v\r\n" : "mg " + key + " f v\r\n"
