@@ -34,6 +34,16 @@ const connectOptions = (server: string): net.NetConnectOpts => {
   return { host, port: Number(server.slice(colon + 1)), noDelay: true }
 }
 
+/**
+ * Runs `f` after the event loop has polled for I/O. Timers run before the poll phase, so when the
+ * process was busy (a burst of fibers, a GC pause) a deadline can fire while its reply or the
+ * connect event already waits in the kernel. Deciding after the poll avoids blaming the server
+ * for our own stall.
+ */
+const afterPendingIO = (f: () => void): void => {
+  setImmediate(f)
+}
+
 export class Connection {
   readonly createdAt = Date.now()
   /** set once connected and the version check passed */
@@ -61,7 +71,12 @@ export class Connection {
     this.socket = net.createConnection(connectOptions(options.server))
     this.socket.setNoDelay(true)
     this.dialTimer = setTimeout(
-      () => this.fail(new ConnectionError({ server: options.server, reason: `dial timeout after ${options.dialTimeoutMillis} ms` })),
+      () =>
+        afterPendingIO(() => {
+          if (this.socket.connecting) {
+            this.fail(new ConnectionError({ server: options.server, reason: `dial timeout after ${options.dialTimeoutMillis} ms` }))
+          }
+        }),
       options.dialTimeoutMillis,
     )
     this.socket.once("connect", () => {
@@ -185,7 +200,7 @@ export class Connection {
   private armTimer(at: number): void {
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timerAt = at
-    this.timer = setTimeout(this.onTimer, Math.max(0, at - Date.now()))
+    this.timer = setTimeout(() => afterPendingIO(this.onTimer), Math.max(0, at - Date.now()))
     this.timer.unref()
   }
 
@@ -205,8 +220,8 @@ export class Connection {
       if (slot.abandoned) continue
       if (slot.deadline <= now) {
         // The slot keeps its place: its late reply is read and dropped.
-        slot.abandoned = true
         slot.onFailure(new Timeout({ server: this.options.server, timeoutMillis: slot.timeoutMillis, key: slot.key }))
+        slot.abandoned = true
       } else if (slot.deadline < next) {
         next = slot.deadline
       }
@@ -230,7 +245,6 @@ export class Connection {
     for (let i = head; i < queue.length; i++) {
       const slot = queue[i]!
       if (slot.abandoned) continue
-      slot.abandoned = true
       slot.onFailure(
         error === "stall"
           ? new Timeout({ server, timeoutMillis: slot.timeoutMillis, key: slot.key })

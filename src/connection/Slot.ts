@@ -18,8 +18,9 @@ export interface Slot {
   /** the caller's key, for error context */
   readonly key: string | undefined
   /**
-   * Set when the caller stopped waiting (interrupted or timed out). The slot keeps its place so
-   * that its reply is read and dropped instead of reaching the next caller.
+   * Set when the caller stopped waiting (interrupted, timed out, or failed). The slot keeps its
+   * place so that its reply is read and dropped instead of reaching the next caller. `onReply`
+   * and `onFailure` do not resume an abandoned slot.
    */
   abandoned: boolean
 }

@@ -1,0 +1,27 @@
+/** The layers the shared behaviour suites run against: real memcached and the in-memory engine. */
+import { Layer } from "effect"
+import { inject } from "vitest"
+import { McClient } from "../../src/index.js"
+import type { McClientOptions } from "../../src/index.js"
+
+export interface Target {
+  readonly name: string
+  readonly layer: (options?: Omit<McClientOptions, "servers">) => Layer.Layer<McClient, unknown>
+}
+
+export const targets: ReadonlyArray<Target> = [
+  {
+    name: "memcached",
+    layer: (options = {}) => McClient.layer({ ...options, servers: [inject("memcached")] }),
+  },
+  {
+    name: "memory",
+    layer: (options = {}) => McClient.layerMemory(options),
+  },
+]
+
+let counter = 0
+/** A key no other test uses. */
+export const uniqueKey = (name: string) => `${name}:${process.pid}:${Date.now().toString(36)}:${counter++}`
+
+export const text = (v: Uint8Array) => Buffer.from(v).toString("utf8")
