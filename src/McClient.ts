@@ -1,7 +1,8 @@
 /**
  * `McClient`: the service tag, its accessors, and its layers (TCP, config, memory).
  */
-import { Config, type ConfigError, Context, Duration, Effect, Layer, type Scope } from "effect"
+import { Config, type ConfigError, Context, Duration, Effect, Layer, type Schema, type Scope } from "effect"
+import type { CodecOption } from "./Codec.js"
 import { makeKetamaRing, parseServerSpec } from "./cluster/Ketama.js"
 import type { McClientService } from "./client/Client.js"
 import { makeClient } from "./client/Client.js"
@@ -120,4 +121,11 @@ export class McClient extends Context.Tag("effect-memcache/McClient")<McClient, 
     Effect.flatMap(McClient, (mc) => mc.touch(key, expiration, options))
   static readonly purgeNamespace = (namespace: string, options?: TimeoutOption) =>
     Effect.flatMap(McClient, (mc) => mc.purgeNamespace(namespace, options))
+  static readonly getAs = <A, I>(schema: Schema.Schema<A, I, never>, key: string, options?: GetOptions & CodecOption) =>
+    Effect.flatMap(McClient, (mc) => mc.getAs(schema, key, options))
+  static readonly setAs = <A, I>(
+    schema: Schema.Schema<A, I, never>,
+    item: { readonly key: string; readonly value: A; readonly flags?: number | undefined },
+    options?: SetOptions & CodecOption,
+  ) => Effect.flatMap(McClient, (mc) => mc.setAs(schema, item, options))
 }

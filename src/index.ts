@@ -14,4 +14,5 @@ export type {
   TimeoutOption,
 } from "./Options.js"
 export type { MemoryOptions } from "./layers/memory.js"
+export type { BinaryCodec, CodecOption, ValueCodec } from "./Codec.js"
 export { makeKetamaRing, parseServerSpec, type KetamaRing, type ServerSpec } from "./cluster/Ketama.js"

@@ -2,13 +2,15 @@
  * The client's operations, written once over a `Transport`: key encoding, namespaces,
  * compression, min-uses, getMulti fan-out and codecs run the same on TCP and in memory.
  */
-import { Clock, Duration, Effect, Exit } from "effect"
+import { Duration, Effect, Exit, type Schema } from "effect"
+import { type CodecOption, decodeValue, encodeValue } from "../Codec.js"
 import {
   BadIncrDec,
   ClientError,
   DecodeError,
   type CacheMiss,
   type CASConflict,
+  type EncodeError,
   type McError,
   type NotStored,
 } from "../Errors.js"
@@ -43,8 +45,8 @@ export interface ClientConfig {
   readonly compression: CompressionCodec
 }
 
-/** Stores with internal flag bits, for the codec layer (getAs/setAs). */
-export interface StoreInput extends ItemInput {
+/** An item with internal flag bits, as getAs/setAs store it. */
+interface StoreInput extends ItemInput {
   readonly internalFlags?: number | undefined
 }
 
@@ -78,8 +80,18 @@ export interface McClientService {
   ) => Effect.Effect<bigint, CacheMiss | BadIncrDec | McError>
   readonly touch: (key: string, expiration: number, options?: TimeoutOption) => Effect.Effect<void, CacheMiss | McError>
   readonly purgeNamespace: (namespace: string, options?: TimeoutOption) => Effect.Effect<void, McError>
-  /** set with internal flag bits (used by setAs) */
-  readonly store: (item: StoreInput, options?: SetOptions) => Effect.Effect<void, McError | ClientError>
+  /** get, then decode the value with a schema (format read from the item's flags) */
+  readonly getAs: <A, I>(
+    schema: Schema.Schema<A, I, never>,
+    key: string,
+    options?: GetOptions & CodecOption,
+  ) => Effect.Effect<A, CacheMiss | DecodeError | McError>
+  /** encode the value with a schema and a codec (JSON by default), then set */
+  readonly setAs: <A, I>(
+    schema: Schema.Schema<A, I, never>,
+    item: { readonly key: string; readonly value: A; readonly flags?: number | undefined },
+    options?: SetOptions & CodecOption,
+  ) => Effect.Effect<void, EncodeError | McError | ClientError>
 }
 
 class ItemImpl implements Item {
@@ -482,7 +494,6 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     get,
     getMulti,
     set: store,
-    store,
     add: storeWith("E", false),
     replace: storeWith("R", false),
     compareAndSwap: storeWith("S", true),
@@ -493,8 +504,11 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     dec: arithmetic("D"),
     touch,
     purgeNamespace: (namespace, o) => ns.purge(namespace, timeoutOf(o?.timeout)),
+    getAs: (schema, key, o) =>
+      Effect.flatMap(get(key, o), (item) => decodeValue(schema, key, item.value, internalFlagsOf(item), o?.codec)),
+    setAs: (schema, item, o) =>
+      Effect.flatMap(encodeValue(schema, item.key, item.value, o?.codec), ({ bytes, internalFlags }) =>
+        store({ key: item.key, value: bytes, flags: item.flags, internalFlags }, o),
+      ),
   }
 }
-
-/** Current unix time in milliseconds from Effect's Clock (TestClock in tests). */
-export const nowMillis = Clock.currentTimeMillis
