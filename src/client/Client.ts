@@ -321,58 +321,67 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     )
 
   /** set / add / replace / cas: the value goes through min-uses, compression and namespace. */
+  // `E`: the outcomes the mode can answer (a plain set has none besides McError).
   const storeWith =
-    (mode: "S" | "E" | "R", cas: boolean) =>
-    (input: StoreInput, o?: SetOptions): Effect.Effect<void, any> => {
-      const key = input.key
-      const wire = keys.encode(key)
-      if (typeof wire !== "string") return Exit.fail(wire)
-      const userFlags = input.flags ?? 0
-      if (!Number.isInteger(userFlags) || userFlags < 0 || userFlags > USER_FLAGS_MASK)
-        return Exit.fail(badInput(key, `flags must be an integer in 0..65535, got ${userFlags}`))
-      const badExp = checkExpiration(key, o?.expiration)
-      if (badExp !== undefined) return Exit.fail(badExp)
-      if (cas && input.cas === undefined)
-        return Exit.fail(badInput(key, "compareAndSwap needs the item's cas (read it with get(key, { cas: true }))"))
-      const timeoutMillis = timeoutOf(o?.timeout)
-      const exp = o?.expiration ?? 0
-      const baseFlags = {
-        ...(mode === "S" ? {} : { M: mode }),
-        ...(exp === 0 ? {} : { T: exp }),
-        ...(cas ? { C: input.cas! } : {}),
-      }
-      const value = toBytes(input.value)
-      const internal = input.internalFlags ?? 0
-      // The common case: nothing but bytes and flags.
-      if (o === undefined || (o.namespace === undefined && o.compression === undefined && (o.minUses ?? 1) <= 1)) {
-        const F = userFlags | internal
-        return sendStore(key, wire, value, F === 0 ? baseFlags : { ...baseFlags, F }, timeoutMillis, mode === "S" && !cas)
-      }
-      return Effect.gen(function* () {
-        if ((o.minUses ?? 1) > 1) {
-          const uses = yield* ns.countUse(key, exp, timeoutMillis)
-          if (uses < BigInt(o.minUses!)) return
-        }
-        let payload = value
-        let bits = internal
-        if (o.compression !== undefined && payload.length > o.compression) {
-          const packed = yield* runCodec(config.compression.compress, payload).pipe(
-            Effect.mapError((cause) => badInput(key, `compression failed: ${String(cause)}`)),
-          )
-          if (packed.length < payload.length) {
-            payload = packed
-            bits |= COMPRESSED
-          }
-        }
-        if (o.namespace !== undefined) {
-          const version = yield* ns.version(o.namespace, timeoutMillis)
-          payload = writeNamespaceHeader(o.namespace, version, payload)
-          bits |= NAMESPACED
-        }
-        const F = userFlags | bits
-        yield* sendStore(key, wire, payload, F === 0 ? baseFlags : { ...baseFlags, F }, timeoutMillis, mode === "S" && !cas)
-      })
+    <E>(mode: "S" | "E" | "R", cas: boolean) =>
+    (input: StoreInput, o?: SetOptions): Effect.Effect<void, E | McError> =>
+      storeAny(mode, cas, input, o) as Effect.Effect<void, E | McError>
+
+  const storeAny = (
+    mode: "S" | "E" | "R",
+    cas: boolean,
+    input: StoreInput,
+    o: SetOptions | undefined,
+  ): Effect.Effect<void, NotStored | CASConflict | CacheMiss | McError> => {
+    const key = input.key
+    const wire = keys.encode(key)
+    if (typeof wire !== "string") return Exit.fail(wire)
+    const userFlags = input.flags ?? 0
+    if (!Number.isInteger(userFlags) || userFlags < 0 || userFlags > USER_FLAGS_MASK)
+      return Exit.fail(badInput(key, `flags must be an integer in 0..65535, got ${userFlags}`))
+    const badExp = checkExpiration(key, o?.expiration)
+    if (badExp !== undefined) return Exit.fail(badExp)
+    if (cas && input.cas === undefined)
+      return Exit.fail(badInput(key, "compareAndSwap needs the item's cas (read it with get(key, { cas: true }))"))
+    const timeoutMillis = timeoutOf(o?.timeout)
+    const exp = o?.expiration ?? 0
+    const baseFlags = {
+      ...(mode === "S" ? {} : { M: mode }),
+      ...(exp === 0 ? {} : { T: exp }),
+      ...(cas ? { C: input.cas! } : {}),
     }
+    const value = toBytes(input.value)
+    const internal = input.internalFlags ?? 0
+    // The common case: nothing but bytes and flags.
+    if (o === undefined || (o.namespace === undefined && o.compression === undefined && (o.minUses ?? 1) <= 1)) {
+      const F = userFlags | internal
+      return sendStore(key, wire, value, F === 0 ? baseFlags : { ...baseFlags, F }, timeoutMillis, mode === "S" && !cas)
+    }
+    return Effect.gen(function* () {
+      if ((o.minUses ?? 1) > 1) {
+        const uses = yield* ns.countUse(key, exp, timeoutMillis)
+        if (uses < BigInt(o.minUses!)) return
+      }
+      let payload = value
+      let bits = internal
+      if (o.compression !== undefined && payload.length > o.compression) {
+        const packed = yield* runCodec(config.compression.compress, payload).pipe(
+          Effect.mapError((cause) => badInput(key, `compression failed: ${String(cause)}`)),
+        )
+        if (packed.length < payload.length) {
+          payload = packed
+          bits |= COMPRESSED
+        }
+      }
+      if (o.namespace !== undefined) {
+        const version = yield* ns.version(o.namespace, timeoutMillis)
+        payload = writeNamespaceHeader(o.namespace, version, payload)
+        bits |= NAMESPACED
+      }
+      const F = userFlags | bits
+      yield* sendStore(key, wire, payload, F === 0 ? baseFlags : { ...baseFlags, F }, timeoutMillis, mode === "S" && !cas)
+    })
+  }
 
   /**
    * append / prepend. With an expiration a missing key is created (autovivify): `ms … N<ttl>` on
@@ -489,14 +498,14 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     )
   }
 
-  const store = storeWith("S", false)
+  const store = storeWith<never>("S", false)
   return {
     get,
     getMulti,
     set: store,
-    add: storeWith("E", false),
-    replace: storeWith("R", false),
-    compareAndSwap: storeWith("S", true),
+    add: storeWith<NotStored>("E", false),
+    replace: storeWith<NotStored>("R", false),
+    compareAndSwap: storeWith<CASConflict | CacheMiss | NotStored>("S", true),
     append: concat("A"),
     prepend: concat("P"),
     del,

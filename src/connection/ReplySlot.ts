@@ -4,7 +4,7 @@
  * Each operation is one `Effect.async`: the slot carries its `resume`, and the reply is decoded
  * synchronously in the socket's data callback, so the fiber resumes once with the final result.
  */
-import { type Effect, Exit } from "effect"
+import { Effect, Exit } from "effect"
 import type { Reply } from "../protocol/Reply.js"
 import type { Slot, SlotFailure } from "./Slot.js"
 
@@ -15,17 +15,25 @@ export class SingleReplySlot<A, E> implements Slot {
   abandoned = false
   constructor(
     private readonly resume: Resume<A, E>,
-    private readonly decode: (reply: Reply) => Effect.Effect<A, E>,
+    private readonly decode: (reply: Reply, server: string) => Effect.Effect<A, E>,
     private readonly recover: (error: SlotFailure) => Effect.Effect<A, E>,
+    private readonly server: string,
     readonly key: string | undefined,
     readonly deadline: number,
     readonly timeoutMillis: number,
   ) {}
 
+  /** The canceler of the caller's `Effect.async`: on interruption the slot keeps its place. */
+  get abandon(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      this.abandoned = true
+    })
+  }
+
   onReply(reply: Reply): boolean {
     if (!this.abandoned) {
       this.abandoned = true
-      this.resume(this.decode(reply))
+      this.resume(this.decode(reply, this.server))
     }
     return true
   }
@@ -51,6 +59,12 @@ export class BatchSlot<E> implements Slot {
 
   get key(): undefined {
     return undefined
+  }
+
+  get abandon(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      this.abandoned = true
+    })
   }
 
   onReply(reply: Reply): boolean {

@@ -69,25 +69,26 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
             resume(Exit.fail(conn))
             return
           }
-          const server = conn.server
           const slot = new SingleReplySlot<A, E | McError>(
             resume,
-            (reply) => decode(reply, server),
+            decode,
             recover,
+            conn.server,
             opts.key,
             now + opts.timeoutMillis,
             opts.timeoutMillis,
           )
           conn.send(header, value, slot)
-          return Effect.sync(() => {
-            slot.abandoned = true
-          })
+          return slot.abandon
         })
       if (!opts.idempotent) return attempt(Exit.fail)
       // Only a connection that failed under the request is retried; the retry goes through
       // routing again, so a server marked down meanwhile is skipped (failover).
-      const retried = Effect.retry(attempt(Exit.fail), { schedule: options.retry, while: isConnectionError })
-      return attempt((error) => (isConnectionError(error) ? retried : Exit.fail(error)))
+      return attempt((error) =>
+        isConnectionError(error)
+          ? Effect.retry(attempt(Exit.fail), { schedule: options.retry, while: isConnectionError })
+          : Exit.fail(error),
+      )
     }
 
     const batch = (server: string, requests: ReadonlyArray<MetaRequest>, timeoutMillis: number) =>
@@ -102,9 +103,7 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
         for (const r of requests) text += encodeHeader(r)
         const slot = new BatchSlot<McError>(resume, Exit.fail, now + timeoutMillis, timeoutMillis)
         conn.send(text + "mn\r\n", undefined, slot)
-        return Effect.sync(() => {
-          slot.abandoned = true
-        })
+        return slot.abandon
       })
 
     const transport: Transport = {
