@@ -45,11 +45,6 @@ export interface ClientConfig {
   readonly compression: CompressionCodec
 }
 
-/** An item with internal flag bits, as getAs/setAs store it. */
-interface StoreInput extends ItemInput {
-  readonly internalFlags?: number | undefined
-}
-
 export interface McClientService {
   readonly get: (key: string, options?: GetOptions) => Effect.Effect<Item, CacheMiss | McError | DecodeError>
   readonly getMulti: (
@@ -107,14 +102,16 @@ class ItemImpl implements Item {
     readonly won: boolean,
     readonly winSent: boolean,
     readonly compressionRatio: number,
-    /** the upper 16 bits of the client flags: how the value was written */
-    readonly internalFlags: number,
   ) {}
 }
 
+// The upper 16 client-flag bits of items read by this client (how the value was written), kept
+// off the item itself: `{ ...item, value }` passed back to set must not carry them along.
+const internalFlags = new WeakMap<Item, number>()
+
 const makeItem = (key: string, reply: Reply, value: Uint8Array, ratio: number): ItemImpl => {
   const cf = reply.clientFlags ?? 0
-  return new ItemImpl(
+  const item = new ItemImpl(
     key,
     value,
     cf & USER_FLAGS_MASK,
@@ -126,12 +123,23 @@ const makeItem = (key: string, reply: Reply, value: Uint8Array, ratio: number): 
     reply.won,
     reply.winSent,
     ratio,
-    cf & ~USER_FLAGS_MASK,
   )
+  if (cf > USER_FLAGS_MASK) internalFlags.set(item, cf & ~USER_FLAGS_MASK)
+  return item
 }
 
 /** The upper 16 client-flag bits of an item read by this client. */
-export const internalFlagsOf = (item: Item): number => (item instanceof ItemImpl ? item.internalFlags : 0)
+export const internalFlagsOf = (item: Item): number => internalFlags.get(item) ?? 0
+
+/** Decodes a reply that is `HD` on success and `miss` when the key is absent (md: NF, mg: EN). */
+const doneOrMiss =
+  (key: string, miss: "NF" | "EN") =>
+  (reply: Reply, server: string): Exit.Exit<void, CacheMiss | McError> =>
+    reply.code === "HD"
+      ? Exit.void
+      : reply.code === miss
+        ? Exit.fail(cacheMiss(key, server))
+        : Exit.fail(unexpected(reply, server, key))
 
 const EMPTY = new Uint8Array(0)
 const MAX_U64 = 0xffffffffffffffffn
@@ -324,13 +332,15 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
   // `E`: the outcomes the mode can answer (a plain set has none besides McError).
   const storeWith =
     <E>(mode: "S" | "E" | "R", cas: boolean) =>
-    (input: StoreInput, o?: SetOptions): Effect.Effect<void, E | McError> =>
-      storeAny(mode, cas, input, o) as Effect.Effect<void, E | McError>
+    (input: ItemInput, o?: SetOptions): Effect.Effect<void, E | McError> =>
+      storeAny(mode, cas, input, 0, o) as Effect.Effect<void, E | McError>
 
+  /** `internal`: the upper flag bits a codec sets (setAs); user-facing stores pass 0. */
   const storeAny = (
     mode: "S" | "E" | "R",
     cas: boolean,
-    input: StoreInput,
+    input: ItemInput,
+    internal: number,
     o: SetOptions | undefined,
   ): Effect.Effect<void, NotStored | CASConflict | CacheMiss | McError> => {
     const key = input.key
@@ -351,7 +361,6 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
       ...(cas ? { C: input.cas! } : {}),
     }
     const value = toBytes(input.value)
-    const internal = input.internalFlags ?? 0
     // The common case: nothing but bytes and flags.
     if (o === undefined || (o.namespace === undefined && o.compression === undefined && (o.minUses ?? 1) <= 1)) {
       const F = userFlags | internal
@@ -420,12 +429,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     return transport.request<void, CacheMiss>(
       key,
       { command: "md", key: wire, flags },
-      (reply, server) =>
-        reply.code === "HD"
-          ? Exit.void
-          : reply.code === "NF"
-            ? Exit.fail(cacheMiss(key, server))
-            : Exit.fail(unexpected(reply, server, key)),
+      doneOrMiss(key, "NF"),
       { timeoutMillis, idempotent: true, key },
     )
   }
@@ -488,12 +492,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     return transport.request<void, CacheMiss>(
       key,
       { command: "mg", key: wire, flags: { b, T: expiration } },
-      (reply, server) =>
-        reply.code === "HD"
-          ? Exit.void
-          : reply.code === "EN"
-            ? Exit.fail(cacheMiss(key, server))
-            : Exit.fail(unexpected(reply, server, key)),
+      doneOrMiss(key, "EN"),
       { timeoutMillis: timeoutOf(o?.timeout), idempotent: true, key },
     )
   }
@@ -516,8 +515,13 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     getAs: (schema, key, o) =>
       Effect.flatMap(get(key, o), (item) => decodeValue(schema, key, item.value, internalFlagsOf(item), o?.codec)),
     setAs: (schema, item, o) =>
-      Effect.flatMap(encodeValue(schema, item.key, item.value, o?.codec), ({ bytes, internalFlags }) =>
-        store({ key: item.key, value: bytes, flags: item.flags, internalFlags }, o),
+      Effect.flatMap(
+        encodeValue(schema, item.key, item.value, o?.codec),
+        ({ bytes, internalFlags }) =>
+          storeAny("S", false, { key: item.key, value: bytes, flags: item.flags }, internalFlags, o) as Effect.Effect<
+            void,
+            McError
+          >,
       ),
   }
 }

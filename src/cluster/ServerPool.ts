@@ -27,6 +27,17 @@ export type HealthEvent =
   | { readonly _tag: "ServerDown"; readonly server: string; readonly error: SlotFailure }
   | { readonly _tag: "ServerUp"; readonly server: string }
 
+const describe = (error: SlotFailure): string => {
+  switch (error._tag) {
+    case "Timeout":
+      return `no reply within ${error.timeoutMillis} ms`
+    case "UnsupportedServerVersion":
+      return `memcached ${error.version}`
+    default:
+      return error.reason
+  }
+}
+
 // A connection with this many requests in flight makes the pool open another one (up to the max).
 const GROW_AT_IN_FLIGHT = 256
 
@@ -132,7 +143,7 @@ export class ServerPool {
 
   private markDown(error: SlotFailure): void {
     if (this.downError !== undefined) return
-    this.downError = new ConnectionError({ server: this.server, reason: `server marked down: ${error.message}` })
+    this.downError = new ConnectionError({ server: this.server, reason: `server marked down (${describe(error)})` })
     for (const c of this.connections) c.close()
     this.connections = []
     this.options.onHealth({ _tag: "ServerDown", server: this.server, error })

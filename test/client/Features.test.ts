@@ -3,12 +3,11 @@
  * namespaces, compression, min-uses, early recache, invalidation, stale/won, codecs.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { Cause, Chunk, Context, Effect, Exit, Layer, Schema } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
 import { McClient, type McClientOptions } from "../../src/index.js"
+import { failureOf, failureTag } from "../support/exits.js"
 import { targets, text, uniqueKey } from "../support/layers.js"
 
-const failureTag = <A, E extends { _tag: string }>(exit: Exit.Exit<A, E>) =>
-  Exit.isFailure(exit) ? (Chunk.head(Cause.failures(exit.cause)).pipe((o) => (o._tag === "Some" ? o.value._tag : "Defect"))) : "Success"
 
 const compressible = (n: number) => Buffer.from("effect-memcache ".repeat(Math.ceil(n / 16)).slice(0, n))
 
@@ -108,6 +107,21 @@ for (const target of targets) {
         }),
       )
 
+      it.effect("an item read back and passed to set/compareAndSwap does not carry how it was stored", () =>
+        Effect.gen(function* () {
+          const key = uniqueKey("copy")
+          const ns = uniqueKey("copy-ns")
+          yield* McClient.set({ key, value: compressible(4096) }, { compression: 100, namespace: ns })
+          const item = yield* McClient.get(key, { cas: true })
+          yield* McClient.compareAndSwap({ ...item, value: "small" })
+          const after = yield* McClient.get(key)
+          expect([text(after.value), after.compressionRatio]).toEqual(["small", 0])
+          yield* McClient.set({ ...after, value: "plain" })
+          yield* McClient.purgeNamespace(ns)
+          expect(text((yield* McClient.get(key)).value)).toBe("plain")
+        }),
+      )
+
       it.effect("setAs/getAs round-trip through JSON by default", () =>
         Effect.gen(function* () {
           const key = uniqueKey("user")
@@ -140,7 +154,7 @@ for (const target of targets) {
           yield* McClient.set({ key, value: '{"id":"x"}' })
           const exit = yield* Effect.exit(McClient.getAs(User, key))
           expect(failureTag(exit)).toBe("DecodeError")
-          const error = Exit.isFailure(exit) ? Chunk.unsafeHead(Cause.failures(exit.cause)) : undefined
+          const error = failureOf(exit)
           expect(error?.message).toMatch(/Expected number, actual "x"/)
           const garbage = uniqueKey("garbage")
           yield* McClient.set({ key: garbage, value: "{not json" })

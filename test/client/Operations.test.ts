@@ -2,12 +2,11 @@
  * The operations of DESIGN.md's table, run against real memcached and the in-memory engine.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { Effect } from "effect"
 import { McClient } from "../../src/index.js"
+import { failureTag } from "../support/exits.js"
 import { targets, text, uniqueKey } from "../support/layers.js"
 
-const failureTag = <A, E extends { _tag: string }>(exit: Exit.Exit<A, E>) =>
-  Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error._tag : Exit.isFailure(exit) ? String(exit.cause) : "Success"
 
 for (const target of targets) {
   describe(target.name, () => {

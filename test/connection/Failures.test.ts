@@ -3,14 +3,13 @@
  * oversized values, and interruption under load.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Effect, Exit, Fiber, Random } from "effect"
+import { Effect, Exit, Fiber, Random } from "effect"
 import { inject } from "vitest"
 import { McClient } from "../../src/index.js"
+import { failureOf } from "../support/exits.js"
 import { fakeServer, refusedAddress } from "../support/fakeServer.js"
 import { text, uniqueKey } from "../support/layers.js"
 
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
-  Exit.isFailure(exit) ? Chunk.unsafeHead(Cause.failures(exit.cause)) as E : undefined
 
 const elapsed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
