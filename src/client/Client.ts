@@ -236,6 +236,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
       // One pipeline per server; the opaque token is the key's index, `k` double-checks it.
       const perServer = new Map<string, Array<MetaRequest>>()
       const wires: Array<string> = new Array(all.length)
+      const servers: Array<string> = new Array(all.length)
       for (let i = 0; i < all.length; i++) {
         const key = all[i]!
         const wire = keys.encode(key)
@@ -243,6 +244,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
         wires[i] = wire
         const server = transport.serverFor(key)
         if (typeof server !== "string") return Effect.fail(server)
+        servers[i] = server
         let list = perServer.get(server)
         if (list === undefined) perServer.set(server, (list = []))
         list.push({ command: "mg", key: wire, flags: { ...flags, k: true, q: true, O: i.toString(36) } })
@@ -270,8 +272,9 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
               if (reply.code !== "VA" || reply.opaque === undefined) continue
               const index = Number.parseInt(reply.opaque, 36)
               const key = all[index]
-              // Accept a reply only for a key we asked this server for, under the key we sent.
-              if (key === undefined || reply.key !== wires[index] || !transport.serversFor(key).includes(server)) continue
+              // Accept a reply only for a key this server was asked for (each server's batch holds
+              // only the keys routed to it, through pickServer), under the wire key we sent.
+              if (key === undefined || reply.key !== wires[index] || servers[index] !== server) continue
               if (((reply.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) found.set(key, makeItem(key, reply, reply.value!, 0))
               else later.push([key, reply, server])
             }

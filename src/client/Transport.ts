@@ -30,8 +30,6 @@ export interface Transport {
   ) => Effect.Effect<A, E | McError>
   /** The server a key is sent to now: pickServer's first healthy choice. */
   readonly serverFor: (routingKey: string) => string | McError
-  /** The servers pickServer lists for a key, primary first. */
-  readonly serversFor: (routingKey: string) => ReadonlyArray<string>
   /**
    * A pipelined batch of quiet requests to one server, closed by `mn`. Succeeds with every reply
    * that came back before `MN` (quiet requests answer only when there is something to say).

@@ -20,7 +20,6 @@ export interface MemoryOptions {
 
 export const makeMemoryTransport = (options: MemoryOptions = {}): Transport => {
   const engine = new MemoryEngine(options.maxItemSize === undefined ? {} : { maxItemSize: options.maxItemSize })
-  const servers = [MEMORY_SERVER]
   return {
     request: (_routingKey, request, decode, opts) =>
       Effect.clockWith((clock) =>
@@ -44,7 +43,6 @@ export const makeMemoryTransport = (options: MemoryOptions = {}): Transport => {
         }),
       ),
     serverFor: () => MEMORY_SERVER,
-    serversFor: () => servers,
     version: () => Effect.succeed(MEMORY_VERSION),
   }
 }
