@@ -233,7 +233,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
       const all = Array.from(new Set(keyList))
       const timeoutMillis = timeoutOf(o?.timeout)
       const flags = getFlags(o)
-      // One pipeline per server; the opaque token is the key's index, `k` double-checks it.
+      // One pipeline per server; the opaque token is the key's index (`k` double-checks text keys).
       const perServer = new Map<string, Array<MetaRequest>>()
       const wires: Array<string> = new Array(all.length)
       const servers: Array<string> = new Array(all.length)
@@ -247,7 +247,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
         servers[i] = server
         let list = perServer.get(server)
         if (list === undefined) perServer.set(server, (list = []))
-        list.push({ command: "mg", key: wire, flags: { ...flags, k: true, q: true, O: i.toString(36) } })
+        list.push({ command: "mg", key: wire, flags: { ...flags, k: !b, q: true, O: i.toString(36) } })
       }
       return Effect.forEach(
         perServer,
@@ -273,8 +273,11 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
               const index = Number.parseInt(reply.opaque, 36)
               const key = all[index]
               // Accept a reply only for a key this server was asked for (each server's batch holds
-              // only the keys routed to it, through pickServer), under the wire key we sent.
-              if (key === undefined || reply.key !== wires[index] || servers[index] !== server) continue
+              // only the keys routed to it, through pickServer) and, for text keys, only under the
+              // key we sent. Binary keys are matched by the opaque token alone: memcached 1.6.18
+              // returns the raw key bytes (not base64) for items that append or incr rewrote, and
+              // those bytes may hold spaces or CR/LF that would break the reply line.
+              if (key === undefined || servers[index] !== server || (!b && reply.key !== wires[index])) continue
               if (((reply.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) found.set(key, makeItem(key, reply, reply.value!, 0))
               else later.push([key, reply, server])
             }

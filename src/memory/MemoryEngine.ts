@@ -12,7 +12,12 @@
  * compares against the TTL from before `T`; an over-long `O` fails after the earlier flags took effect.
  *
  * Not modelled: memory limits and eviction (the store is unbounded), the LRU maintainer thread, and
- * in-flight references (the engine behaves as if no other connection were reading the item).
+ * in-flight references (the engine behaves as if no other connection were reading the item). Both
+ * show through: the second fetch of an item in the COLD LRU queues an asynchronous bump whose
+ * reference, held until the maintainer runs (up to a second), makes memcached's incr/decr write a
+ * new item rather than in place (no padding, no fetched/token/stale/binary-key marks, T lost); and
+ * the last-access time moves when the maintainer decides. test/memory/Differential.test.ts compares
+ * the engine with a running memcached and documents its tolerances.
  */
 import type { ArithmeticFlags, DeleteFlags, GetFlags, MetaRequest, SetFlags, SetMode } from "../protocol/Request.js"
 import { Reply } from "../protocol/Reply.js"
@@ -49,6 +54,9 @@ const E_FLAG = "invalid or duplicate flag"
 const E_OPAQUE = "opaque token too long"
 const E_NON_NUMERIC = "cannot increment or decrement non-numeric value"
 const E_TOO_LARGE = "object too large for cache"
+const E_MODE_LENGTH = "incorrect length for M token"
+const E_MS_MODE = "invalid mode for ms M token"
+const E_MA_MODE = "invalid mode for ma M token"
 
 interface Item {
   /** the key bytes, for `k` */
@@ -112,7 +120,8 @@ const isSpace = (c: number): boolean => c === 32 || (c >= 9 && c <= 13)
  * do_add_delta's reading of a stored value: strtoull over the item data, which ends in "\r\n".
  * Leading white space and a sign are accepted, the digits must be followed by white space (or a NUL,
  * or the end, where the "\r\n" is), and values of 2^64 and more fail (ERANGE). So "12 abc" is 12 and
- * "-0" is 0, while "-1" and "12abc" are not numbers.
+ * "-0" is 0, while "-1" and "12abc" are not numbers; neither is a value of 2^63 or more with a '-'
+ * anywhere in it ("9223372036854775808 -").
  */
 const storedNumber = (value: Uint8Array): bigint | undefined => {
   const n = value.length
@@ -134,7 +143,14 @@ const storedNumber = (value: Uint8Array): bigint | undefined => {
   const magnitude = BigInt(Buffer.from(value.buffer, value.byteOffset + first, i - first).toString("latin1"))
   if (magnitude >= U64) return undefined
   const v = negative ? (U64 - magnitude) % U64 : magnitude
-  if (v >= SIGNED_BIT && negative) return undefined
+  // safe_strtoull refuses a result of 2^63 or more when strchr(str, '-') finds a '-' anywhere in
+  // the string, not only in the number: over item data that is the whole value up to its first NUL
+  // ("18446744073709551615 -x" is not a number), and then on past the "\r\n" into whatever the
+  // slab chunk held before, up to a NUL byte. The engine sees a clean chunk (a NUL right after the
+  // value); memcached may also refuse such a value because of a '-' left in memory by an earlier item.
+  if (v >= SIGNED_BIT) {
+    for (let j = 0; j < n && value[j] !== 0; j++) if (value[j] === 45 /* - */) return undefined
+  }
   return v
 }
 
@@ -389,14 +405,18 @@ export class MemoryEngine {
     if (flags.C !== undefined && cas === undefined) error = message = E_TOKEN
     const clientFlags = flags.F === undefined ? 0 : strtoul32(String(flags.F))
     if (clientFlags === undefined) error = message
+    // The mode is one character (the type says so; a cast could say otherwise).
+    const modeText: string | undefined = flags.M
+    if (modeText !== undefined && modeText.length !== 1) error = message = E_MODE_LENGTH
     // N is accepted and ignored by 1.6.18's ms (autovivify on append came in 1.6.20): append and
     // prepend on a missing key answer NS.
     if (flags.N !== undefined && strtol32(String(flags.N)) === undefined) error = message = E_TOKEN
     const ttl = flags.T === undefined ? undefined : strtol32(String(flags.T))
     if (flags.T !== undefined && ttl === undefined) error = message = E_TOKEN
-    // The opaque is checked after a successful preparse.
-    if (error === undefined && opaqueTooLong(flags.O)) error = message = E_OPAQUE
     if (error !== undefined || key === undefined || clientFlags === undefined) return clientError(message)
+    // After a successful preparse: an unknown mode, then (but the mode error wins) the opaque.
+    if (modeText !== undefined && !"EAPRS".includes(modeText)) return clientError(E_MS_MODE)
+    if (opaqueTooLong(flags.O)) return clientError(E_OPAQUE)
 
     const id = key.toString("latin1")
     const mode = flags.M ?? "S"
@@ -545,13 +565,17 @@ export class MemoryEngine {
     const initial = flags.J === undefined ? 0n : strtoull(String(flags.J))
     const delta = flags.D === undefined ? 1n : strtoull(String(flags.D))
     const ttl = flags.T === undefined ? undefined : strtol32(String(flags.T))
+    const modeText: string | undefined = flags.M
     if (
       key === undefined || cas === undefined || initial === undefined || delta === undefined ||
-      (flags.N !== undefined && vivify === undefined) || (flags.T !== undefined && ttl === undefined)
+      (flags.N !== undefined && vivify === undefined) || (flags.T !== undefined && ttl === undefined) ||
+      (modeText !== undefined && modeText.length !== 1)
     ) {
       return clientError(E_FLAG)
     }
-    const incr = flags.M !== "D"
+    // I and + increment, D and - decrement; other modes fail before the item is looked at.
+    if (modeText !== undefined && !"I+D-".includes(modeText)) return clientError(E_MA_MODE)
+    const incr = modeText !== "D" && modeText !== "-"
     const id = key.toString("latin1")
 
     // do_add_delta. `target` is the item the reply is built from. When the result is longer than

@@ -123,6 +123,9 @@ describe("wire format", () => {
       const encoded = makeKeyEncoder({ binary: true, hash: "sha256-128" }).encode("user:123") as string
       expect(encoded).toMatch(/^[A-Za-z0-9+/]{22}==$/)
       expect(lines).toEqual([`mg ${encoded} b f v`, `ms ${encoded} 1 b`])
+      // getMulti matches binary keys by opaque token alone: no `k` (memcached may return raw key bytes).
+      const multi = yield* wire({}, [McClient.getMulti(["user:123"])])
+      expect(multi).toEqual([`mg ${encoded} b f q v O0`, "mn"])
       const xx = yield* wire({ keyHash: "xxhash64" }, [McClient.get("user:123")])
       expect(xx[0]).toMatch(/^mg [A-Za-z0-9+/]{11}= b f v$/)
     }),

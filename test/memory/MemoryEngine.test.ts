@@ -488,6 +488,35 @@ describe("MemoryEngine", () => {
       }
     })
 
+    it("modes: + and - are incr and decr; unknown modes and long M tokens fail (found by the differential test)", () => {
+      const h = new Harness()
+      h.ms("k", "5")
+      expect(h.ma("k", { M: "+" as "I", v: true })).toEqual({ code: "VA", value: "6" })
+      expect(h.ma("k", { M: "-" as "D", v: true })).toEqual({ code: "VA", value: "5" })
+      expect(h.ma("k", { M: "x" as "I", O: "o".repeat(40) })).toEqual({ code: "CLIENT_ERROR", message: "invalid mode for ma M token" })
+      expect(h.ma("k", { M: "ID" as "I" })).toEqual({ code: "CLIENT_ERROR", message: "invalid or duplicate flag" })
+      expect(h.ms("k", "v", { M: "s" as "S", O: "o".repeat(40) })).toEqual({ code: "CLIENT_ERROR", message: "invalid mode for ms M token" })
+      expect(h.ms("k", "v", { M: "SS" as "S" })).toEqual({ code: "CLIENT_ERROR", message: "incorrect length for M token" })
+      expect(h.ms("k", "v", { M: "SS" as "S", T: 1.5 })).toEqual({ code: "CLIENT_ERROR", message: "bad token in command line format" })
+      expect(h.mg("k", { v: true })).toEqual({ code: "VA", value: "5" })
+    })
+
+    it("from 2^63 up, a '-' anywhere in the value (up to a NUL) makes it non-numeric", () => {
+      // safe_strtoull's strchr(str, '-') scans past the number (found by the differential test).
+      const h = new Harness()
+      const nonNumeric = { code: "CLIENT_ERROR", message: "cannot increment or decrement non-numeric value" }
+      h.ms("k", "18446744073709551610 -")
+      expect(h.ma("k", { v: true })).toEqual(nonNumeric)
+      h.ms("k", "9223372036854775808 a-b")
+      expect(h.ma("k", { v: true })).toEqual(nonNumeric)
+      h.ms("k", "18446744073709551610 x")
+      expect(h.ma("k", { v: true })).toEqual({ code: "VA", value: "18446744073709551611" })
+      h.ms("k", "18446744073709551610 \u0000-")
+      expect(h.ma("k", { v: true })).toEqual({ code: "VA", value: "18446744073709551611" })
+      h.ms("k", "9223372036854775807 -")
+      expect(h.ma("k", { v: true })).toEqual({ code: "VA", value: "9223372036854775808" })
+    })
+
     it("what strtoull accepts: white space around, a sign, leading zeros", () => {
       const h = new Harness()
       const cases: ReadonlyArray<[string, string, string]> = [
