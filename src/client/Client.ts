@@ -23,7 +23,7 @@ import type {
   SetOptions,
   TimeoutOption,
 } from "../Options.js"
-import type { GetFlags, MetaRequest, SetMode } from "../protocol/Request.js"
+import { constantFlags, type GetFlags, type MetaRequest, type SetMode } from "../protocol/Request.js"
 import type { Reply } from "../protocol/Reply.js"
 import { runCodec } from "./Compression.js"
 import type { KeyEncoder } from "./Keys.js"
@@ -191,9 +191,11 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     })
   }
 
+  // The flags of a get without options: one object for every such get, encoded once.
+  const plainGetFlags: GetFlags = constantFlags({ b, f: true, v: true })
   const getFlags = (o: GetOptions | undefined): GetFlags =>
     o === undefined
-      ? { b, f: true, v: true }
+      ? plainGetFlags
       : {
           b,
           c: o.cas === true,
@@ -234,7 +236,8 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
       const timeoutMillis = timeoutOf(o?.timeout)
       const flags = getFlags(o)
       // One pipeline per server; the opaque token is the key's index (`k` double-checks text keys).
-      const perServer = new Map<string, Array<MetaRequest>>()
+      const batchFlags: GetFlags = { ...flags, k: !b, q: true }
+      const perServer = new Map<string, { readonly wires: Array<string>; readonly opaques: Array<string> }>()
       const wires: Array<string> = new Array(all.length)
       const servers: Array<string> = new Array(all.length)
       for (let i = 0; i < all.length; i++) {
@@ -245,14 +248,15 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
         const server = transport.serverFor(key)
         if (typeof server !== "string") return Effect.fail(server)
         servers[i] = server
-        let list = perServer.get(server)
-        if (list === undefined) perServer.set(server, (list = []))
-        list.push({ command: "mg", key: wire, flags: { ...flags, k: !b, q: true, O: i.toString(36) } })
+        let batch = perServer.get(server)
+        if (batch === undefined) perServer.set(server, (batch = { wires: [], opaques: [] }))
+        batch.wires.push(wire)
+        batch.opaques.push(i.toString(36))
       }
       return Effect.forEach(
         perServer,
-        ([server, requests]) =>
-          transport.batch(server, requests, timeoutMillis).pipe(
+        ([server, batch]) =>
+          transport.batch(server, batch.wires, batch.opaques, batchFlags, timeoutMillis).pipe(
             Effect.map((replies) => ({ server, replies })),
             // A failed server contributes nothing; the others' answers still count.
             Effect.catchAll((error) =>

@@ -5,7 +5,7 @@
 import type { Effect } from "effect"
 import type { McError } from "../Errors.js"
 import type { ServerVersion } from "../connection/Version.js"
-import type { MetaRequest } from "../protocol/Request.js"
+import type { GetFlags, MetaRequest } from "../protocol/Request.js"
 import type { Reply } from "../protocol/Reply.js"
 
 export interface RequestOptions {
@@ -31,12 +31,15 @@ export interface Transport {
   /** The server a key is sent to now: pickServer's first healthy choice. */
   readonly serverFor: (routingKey: string) => string | McError
   /**
-   * A pipelined batch of quiet requests to one server, closed by `mn`. Succeeds with every reply
-   * that came back before `MN` (quiet requests answer only when there is something to say).
+   * A pipelined multi-get on one server: `mg <key> <flags> O<opaque>` per key (the flags include
+   * `q`), closed by `mn`. Succeeds with every reply that came back before `MN`: quiet gets answer
+   * only hits (and errors).
    */
   readonly batch: (
     server: string,
-    requests: ReadonlyArray<MetaRequest>,
+    keys: ReadonlyArray<string>,
+    opaques: ReadonlyArray<string>,
+    flags: GetFlags,
     timeoutMillis: number,
   ) => Effect.Effect<ReadonlyArray<Reply>, McError>
   /** The version of the server that owns `routingKey`. */

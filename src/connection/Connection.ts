@@ -39,6 +39,11 @@ const connectOptions = (server: string): net.NetConnectOpts => {
  * process was busy (a burst of fibers, a GC pause) a deadline can fire while its reply or the
  * connect event already waits in the kernel. Deciding after the poll avoids blaming the server
  * for our own stall.
+ *
+ * The decision must be taken as of the poll, not as of when `f` runs: other callbacks of the same
+ * check phase may run first and keep the process busy, and what arrives meanwhile is only read by
+ * the next poll. So deadline checks compare with the time the timer fired (the poll came after it),
+ * and state that only I/O changes (`socket.connecting`) is read as the poll left it.
  */
 const afterPendingIO = (f: () => void): void => {
   setImmediate(f)
@@ -62,6 +67,11 @@ export class Connection {
   private flushScheduled = false
   private timer: NodeJS.Timeout | undefined = undefined
   private timerAt = Number.POSITIVE_INFINITY
+  // When the armed timer is due, when it last fired (`onTimer` judges deadlines as of then, see
+  // afterPendingIO), and how late that was: a late timer means this process was not running.
+  private timerDue = 0
+  private timerFiredAt = 0
+  private timerLate = 0
   // Last time the server showed life while requests were pending.
   private lastProgress = Date.now()
   private dialTimer: NodeJS.Timeout | undefined
@@ -199,20 +209,42 @@ export class Connection {
 
   private armTimer(at: number): void {
     if (this.timer !== undefined) clearTimeout(this.timer)
+    const now = Date.now()
     this.timerAt = at
-    this.timer = setTimeout(() => afterPendingIO(this.onTimer), Math.max(0, at - Date.now()))
+    this.timerDue = Math.max(at, now)
+    this.timer = setTimeout(this.onTimerFired, Math.max(0, at - now))
     this.timer.unref()
   }
 
-  private readonly onTimer = (): void => {
+  private readonly onTimerFired = (): void => {
+    // The timer is spent: a request sent before `onTimer` runs arms a new one.
     this.timer = undefined
     this.timerAt = Number.POSITIVE_INFINITY
+    this.timerFiredAt = Date.now()
+    this.timerLate = this.timerFiredAt - this.timerDue
+    afterPendingIO(this.onTimer)
+  }
+
+  private readonly onTimer = (): void => {
     if (this.closed) return
-    const now = Date.now()
-    if (this.inFlight > 0 && now - this.lastProgress >= this.options.stallTimeoutMillis) {
-      // Nothing came back for a whole timeout: the server (or the path to it) is stuck.
-      this.fail("stall")
-      return
+    // As of the poll that followed the timer: a reply that came later, while this process was
+    // busy with other callbacks, is not late (it waits in the kernel for the next poll). A
+    // deadline that falls in between is checked again by the next timer.
+    const now = this.timerFiredAt
+    const stall = this.options.stallTimeoutMillis
+    let stallCheckAt = this.lastProgress + stall
+    if (this.inFlight > 0 && now >= stallCheckAt) {
+      if (this.timerLate <= Math.max(10, stall / 10)) {
+        // Nothing came back for a whole timeout: the server (or the path to it) is stuck.
+        if (process.env["DEBUG_STALL"]) console.error("STALL", this.options.server, { late: this.timerLate, firedAt: now % 100000, lastProgress: this.lastProgress % 100000, inFlight: this.inFlight })
+        this.fail("stall")
+        return
+      }
+      // The timer fired late: this process was not running when the time was up (a GC pause, a
+      // busy event loop, an overloaded machine), and a server on the same machine may have been
+      // held up by the same cause. Give it a moment to answer before marking it down.
+      if (process.env["DEBUG_STALL"]) console.error("GRACE", this.options.server, { late: this.timerLate, firedAt: now % 100000, lastProgress: this.lastProgress % 100000, inFlight: this.inFlight })
+      stallCheckAt = now + Math.max(10, stall / 4)
     }
     let next = Number.POSITIVE_INFINITY
     for (let i = this.head; i < this.queue.length; i++) {
@@ -226,8 +258,8 @@ export class Connection {
         next = slot.deadline
       }
     }
-    if (this.inFlight > 0) next = Math.min(next, this.lastProgress + this.options.stallTimeoutMillis)
-    if (next !== Number.POSITIVE_INFINITY) this.armTimer(next)
+    if (this.inFlight > 0) next = Math.min(next, stallCheckAt)
+    if (next < this.timerAt) this.armTimer(next)
   }
 
   /** Ends the connection; every pending slot fails with `error` (or a Timeout for a stall). */

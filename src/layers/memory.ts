@@ -30,13 +30,13 @@ export const makeMemoryTransport = (options: MemoryOptions = {}): Transport => {
             : decode(reply, MEMORY_SERVER)
         }),
       ),
-    batch: (_server, requests) =>
+    batch: (_server, keys, opaques, flags) =>
       Effect.clockWith((clock) =>
         Effect.sync(() => {
           const now = clock.unsafeCurrentTimeMillis()
           const replies: Array<Reply> = []
-          for (const r of requests) {
-            const reply = engine.execute(r, now)
+          for (let i = 0; i < keys.length; i++) {
+            const reply = engine.execute({ command: "mg", key: keys[i]!, flags: { ...flags, O: opaques[i]! } }, now)
             if (reply !== undefined) replies.push(reply)
           }
           return replies

@@ -2,8 +2,8 @@
  * The TCP transport: real memcached servers through pipelined `node:net` connections.
  *
  * Each request is one `Effect.async` whose register step routes the key, queues the slot and
- * writes, all synchronously (DESIGN.md §3). Interruption marks the slot abandoned; the late reply
- * is read and dropped by the connection.
+ * writes, all synchronously (DESIGN.md §3). An interrupted request keeps its slot, so its late
+ * reply is read and dropped by the connection.
  */
 import { Effect, Exit, FiberSet, Schedule } from "effect"
 import { Cluster } from "../cluster/Cluster.js"
@@ -13,7 +13,7 @@ import { BatchSlot, SingleReplySlot } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
 import type { Transport } from "../client/Transport.js"
 import type { McError } from "../Errors.js"
-import { encodeHeader, type MetaRequest } from "../protocol/Request.js"
+import { encodeGetBatch, encodeHeader, type GetFlags, type MetaRequest } from "../protocol/Request.js"
 import type { Reply } from "../protocol/Reply.js"
 
 export interface TcpOptions {
@@ -79,7 +79,6 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
             opts.timeoutMillis,
           )
           conn.send(header, value, slot)
-          return slot.abandon
         })
       if (!opts.idempotent) return attempt(Exit.fail)
       // Only a connection that failed under the request is retried; the retry goes through
@@ -91,7 +90,7 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
       )
     }
 
-    const batch = (server: string, requests: ReadonlyArray<MetaRequest>, timeoutMillis: number) =>
+    const batch = (server: string, keys: ReadonlyArray<string>, opaques: ReadonlyArray<string>, flags: GetFlags, timeoutMillis: number) =>
       Effect.async<ReadonlyArray<Reply>, McError>((resume) => {
         const now = Date.now()
         const conn = cluster.pool(server).pick(now)
@@ -99,11 +98,8 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
           resume(Exit.fail(conn))
           return
         }
-        let text = ""
-        for (const r of requests) text += encodeHeader(r)
         const slot = new BatchSlot<McError>(resume, Exit.fail, now + timeoutMillis, timeoutMillis)
-        conn.send(text + "mn\r\n", undefined, slot)
-        return slot.abandon
+        conn.send(encodeGetBatch(keys, opaques, flags), undefined, slot)
       })
 
     const transport: Transport = {

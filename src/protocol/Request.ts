@@ -110,16 +110,41 @@ const encodeFlags = (flags: AnyFlags): string => {
   return out
 }
 
+// Flag suffixes of flag objects that are reused for many requests (see `constantFlags`).
+const suffixes = new WeakMap<object, string>()
+
+/**
+ * Marks a flags object as reused for many requests, so its encoding is computed once. The object
+ * must not change afterwards.
+ */
+export const constantFlags = <F extends object>(flags: F): F => {
+  suffixes.set(flags, encodeFlags(flags as AnyFlags))
+  return flags
+}
+
+const suffixOf = (flags: object): string => suffixes.get(flags) ?? encodeFlags(flags as AnyFlags)
+
 /** The request line, `\r\n` included. For `ms`, the value block follows it. */
 export const encodeHeader = (req: MetaRequest): string => {
   switch (req.command) {
     case "mn":
       return "mn\r\n"
     case "ms":
-      return "ms " + req.key + " " + req.value.byteLength + encodeFlags(req.flags as AnyFlags) + "\r\n"
+      return "ms " + req.key + " " + req.value.byteLength + suffixOf(req.flags) + "\r\n"
     default:
-      return req.command + " " + req.key + encodeFlags(req.flags as AnyFlags) + "\r\n"
+      return req.command + " " + req.key + suffixOf(req.flags) + "\r\n"
   }
+}
+
+/**
+ * A pipelined multi-get: one `mg` line per key with the shared flags and the key's opaque token,
+ * closed by `mn`. The shared flags are encoded once.
+ */
+export const encodeGetBatch = (keys: ReadonlyArray<string>, opaques: ReadonlyArray<string>, flags: GetFlags): string => {
+  const suffix = suffixOf(flags) + " O"
+  let text = ""
+  for (let i = 0; i < keys.length; i++) text += "mg " + keys[i] + suffix + opaques[i] + "\r\n"
+  return text + "mn\r\n"
 }
 
 const CRLF = Buffer.from("\r\n")
@@ -129,7 +154,3 @@ export const encode = (req: MetaRequest): Buffer => {
   const header = Buffer.from(encodeHeader(req), "utf8")
   return req.command === "ms" ? Buffer.concat([header, req.value, CRLF]) : header
 }
-
-/** Hot-path encoder for the most common request: a get of value and flags, no options. */
-export const encodePlainGet = (key: string, base64: boolean): string =>
-  base64 ? "mg " + key + " b f v\r\n" : "mg " + key + " f v\r\n"
