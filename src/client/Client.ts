@@ -323,17 +323,22 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
       }
     }
 
+  /** One `ms`. Absent flags are `undefined` (not written), so the flags are one plain object. */
   const sendStore = (
     key: string,
     wire: string,
     value: Uint8Array,
-    flags: { readonly F?: number; readonly T?: number; readonly M?: SetMode; readonly C?: bigint; readonly N?: number },
+    M: SetMode | undefined,
+    F: number | undefined,
+    T: number | undefined,
+    C: bigint | undefined,
+    N: number | undefined,
     timeoutMillis: number,
     idempotent: boolean,
   ) =>
     transport.request<void, NotStored | CASConflict | CacheMiss>(
       key,
-      { command: "ms", key: wire, value, flags: { b, ...flags } },
+      { command: "ms", key: wire, value, flags: { b, C, F, M, N, T } },
       storeReply(key),
       { timeoutMillis, idempotent, key },
     )
@@ -365,16 +370,15 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
       return Exit.fail(badInput(key, "compareAndSwap needs the item's cas (read it with get(key, { cas: true }))"))
     const timeoutMillis = timeoutOf(o?.timeout)
     const exp = o?.expiration ?? 0
-    const baseFlags = {
-      ...(mode === "S" ? {} : { M: mode }),
-      ...(exp === 0 ? {} : { T: exp }),
-      ...(cas ? { C: input.cas! } : {}),
-    }
+    const M = mode === "S" ? undefined : mode
+    const T = exp === 0 ? undefined : exp
+    const C = cas ? input.cas : undefined
+    const idempotent = mode === "S" && !cas
     const value = toBytes(input.value)
     // The common case: nothing but bytes and flags.
     if (o === undefined || (o.namespace === undefined && o.compression === undefined && (o.minUses ?? 1) <= 1)) {
       const F = userFlags | internal
-      return sendStore(key, wire, value, F === 0 ? baseFlags : { ...baseFlags, F }, timeoutMillis, mode === "S" && !cas)
+      return sendStore(key, wire, value, M, F === 0 ? undefined : F, T, C, undefined, timeoutMillis, idempotent)
     }
     return Effect.gen(function* () {
       if ((o.minUses ?? 1) > 1) {
@@ -398,7 +402,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
         bits |= NAMESPACED
       }
       const F = userFlags | bits
-      yield* sendStore(key, wire, payload, F === 0 ? baseFlags : { ...baseFlags, F }, timeoutMillis, mode === "S" && !cas)
+      yield* sendStore(key, wire, payload, M, F === 0 ? undefined : F, T, C, undefined, timeoutMillis, idempotent)
     })
   }
 
@@ -417,13 +421,22 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
       if (badExp !== undefined) return Exit.fail(badExp)
       const timeoutMillis = timeoutOf(o?.timeout)
       const value = toBytes(input.value)
-      const plain = sendStore(key, wire, value, { M: mode }, timeoutMillis, false) as Effect.Effect<void, NotStored | McError>
+      const plain = sendStore(key, wire, value, mode, undefined, undefined, undefined, undefined, timeoutMillis, false) as Effect.Effect<
+        void,
+        NotStored | McError
+      >
       const exp = o?.expiration
       if (exp === undefined || exp === 0) return plain
       return Effect.flatMap(transport.version(key), (version) => {
         if (supportsAppendVivify(version))
-          return sendStore(key, wire, value, { M: mode, N: exp }, timeoutMillis, false) as Effect.Effect<void, NotStored | McError>
-        const add = sendStore(key, wire, value, { M: "E", T: exp }, timeoutMillis, false) as Effect.Effect<void, NotStored | McError>
+          return sendStore(key, wire, value, mode, undefined, undefined, undefined, exp, timeoutMillis, false) as Effect.Effect<
+            void,
+            NotStored | McError
+          >
+        const add = sendStore(key, wire, value, "E", undefined, exp, undefined, undefined, timeoutMillis, false) as Effect.Effect<
+          void,
+          NotStored | McError
+        >
         return plain.pipe(
           Effect.catchTag("NotStored", () => add),
           Effect.catchTag("NotStored", () => plain),

@@ -167,10 +167,21 @@ export class Connection {
     if (this.outChunks.length === 0) {
       this.socket.write(this.outText)
     } else {
-      this.outChunks.push(this.outText)
-      this.socket.cork()
-      for (const chunk of this.outChunks) this.socket.write(chunk)
-      this.socket.uncork()
+      // Values: the tick's requests go out as one buffer (one write request, one syscall).
+      const chunks = this.outChunks
+      chunks.push(this.outText)
+      let size = 0
+      for (const c of chunks) size += typeof c === "string" ? Buffer.byteLength(c) : c.byteLength
+      const out = Buffer.allocUnsafe(size)
+      let at = 0
+      for (const c of chunks) {
+        if (typeof c === "string") at += out.write(c, at)
+        else {
+          out.set(c, at)
+          at += c.byteLength
+        }
+      }
+      this.socket.write(out)
       this.outChunks = []
     }
     this.outText = ""
@@ -236,14 +247,12 @@ export class Connection {
     if (this.inFlight > 0 && now >= stallCheckAt) {
       if (this.timerLate <= Math.max(10, stall / 10)) {
         // Nothing came back for a whole timeout: the server (or the path to it) is stuck.
-        if (process.env["DEBUG_STALL"]) console.error("STALL", this.options.server, { late: this.timerLate, firedAt: now % 100000, lastProgress: this.lastProgress % 100000, inFlight: this.inFlight })
         this.fail("stall")
         return
       }
       // The timer fired late: this process was not running when the time was up (a GC pause, a
       // busy event loop, an overloaded machine), and a server on the same machine may have been
       // held up by the same cause. Give it a moment to answer before marking it down.
-      if (process.env["DEBUG_STALL"]) console.error("GRACE", this.options.server, { late: this.timerLate, firedAt: now % 100000, lastProgress: this.lastProgress % 100000, inFlight: this.inFlight })
       stallCheckAt = now + Math.max(10, stall / 4)
     }
     let next = Number.POSITIVE_INFINITY

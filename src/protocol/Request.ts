@@ -34,6 +34,7 @@ export interface GetFlags {
 /** `ms` modes: E add, A append, P prepend, R replace, S set. */
 export type SetMode = "E" | "A" | "P" | "R" | "S"
 
+/** Token flags may be `undefined`: not written (so one object literal serves every store). */
 export interface SetFlags {
   readonly b?: boolean
   readonly c?: boolean
@@ -41,13 +42,13 @@ export interface SetFlags {
   readonly q?: boolean
   /** invalidate: with C, a CAS older than the item's stores the value as stale */
   readonly I?: boolean
-  readonly C?: bigint
-  readonly F?: number
-  readonly T?: number
-  readonly M?: SetMode
+  readonly C?: bigint | undefined
+  readonly F?: number | undefined
+  readonly T?: number | undefined
+  readonly M?: SetMode | undefined
   /** autovivify on miss for append/prepend (memcached ≥ 1.6.20) */
-  readonly N?: number
-  readonly O?: string
+  readonly N?: number | undefined
+  readonly O?: string | undefined
 }
 
 export interface DeleteFlags {
