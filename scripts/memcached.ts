@@ -24,9 +24,9 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-const canConnect = (port: number): Promise<boolean> =>
+const canConnect = (target: net.NetConnectOpts): Promise<boolean> =>
   new Promise((resolve) => {
-    const s = net.createConnection({ host: "127.0.0.1", port })
+    const s = net.createConnection(target)
     s.once("connect", () => {
       s.destroy()
       resolve(true)
@@ -35,12 +35,16 @@ const canConnect = (port: number): Promise<boolean> =>
   })
 
 /**
- * Starts `memcached -l 127.0.0.1 -U 0 -p <port>` and waits until it accepts connections.
+ * Starts `memcached -l 127.0.0.1 -U 0 -p <port>` (or `-s <socketPath>`) and waits until it
+ * accepts connections.
  * `extraArgs` go to memcached (e.g. ["-t", "1"], ["-I", "2m"]).
  */
-export const startMemcached = async (options: { readonly port?: number; readonly extraArgs?: ReadonlyArray<string> } = {}): Promise<MemcachedProcess> => {
-  const port = options.port ?? (await freePort())
-  const args = ["-l", "127.0.0.1", "-U", "0", "-p", String(port), "-m", "64", ...(options.extraArgs ?? [])]
+export const startMemcached = async (
+  options: { readonly port?: number; readonly socketPath?: string; readonly extraArgs?: ReadonlyArray<string> } = {},
+): Promise<MemcachedProcess> => {
+  const port = options.socketPath === undefined ? (options.port ?? (await freePort())) : 0
+  const listen = options.socketPath === undefined ? ["-l", "127.0.0.1", "-p", String(port)] : ["-s", options.socketPath]
+  const args = [...listen, "-U", "0", "-m", "64", ...(options.extraArgs ?? [])]
   if (process.getuid?.() === 0) args.push("-u", "root")
   const child = spawn("memcached", args, { stdio: ["ignore", "ignore", "pipe"] })
   let stderr = ""
@@ -48,10 +52,10 @@ export const startMemcached = async (options: { readonly port?: number; readonly
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
   for (let i = 0; i < 200; i++) {
     if (child.exitCode !== null) throw new Error(`memcached exited at start (port ${port}): ${stderr}`)
-    if (await canConnect(port)) {
+    if (await canConnect(options.socketPath === undefined ? { host: "127.0.0.1", port } : { path: options.socketPath })) {
       return {
         port,
-        address: `127.0.0.1:${port}`,
+        address: options.socketPath ?? `127.0.0.1:${port}`,
         process: child,
         stop: async (signal = "SIGTERM") => {
           if (child.exitCode === null && child.signalCode === null) child.kill(signal)
