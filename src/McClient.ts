@@ -15,6 +15,7 @@ import { makeMemoryTransport, type MemoryOptions } from "./layers/memory.js"
 import { defaultReconnect, defaultRetry, makeTcpTransport } from "./layers/tcp.js"
 import type {
   DeleteOptions,
+  GetMultiOptions,
   GetOptions,
   IncrDecrOptions,
   McClientOptions,
@@ -100,7 +101,7 @@ export class McClient extends Context.Tag("effect-memcache/McClient")<McClient, 
 
   // Accessors: `yield* McClient.get(key)`.
   static readonly get = (key: string, options?: GetOptions) => Effect.flatMap(McClient, (mc) => mc.get(key, options))
-  static readonly getMulti = (keys: Iterable<string>, options?: GetOptions) =>
+  static readonly getMulti = (keys: Iterable<string>, options?: GetMultiOptions) =>
     Effect.flatMap(McClient, (mc) => mc.getMulti(keys, options))
   static readonly set = (item: ItemInput, options?: SetOptions) => Effect.flatMap(McClient, (mc) => mc.set(item, options))
   static readonly add = (item: ItemInput, options?: SetOptions) => Effect.flatMap(McClient, (mc) => mc.add(item, options))

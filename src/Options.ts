@@ -40,6 +40,16 @@ export interface GetOptions {
   readonly timeout?: Duration.DurationInput | undefined
 }
 
+export interface GetMultiOptions extends GetOptions {
+  /**
+   * Send each key to every server `pickServer` lists for it (the seed's broadcast), not only to
+   * the first healthy one; the answer of the most preferred server wins. Costs one request per
+   * listed server and key: meant for a `pickServer` that lists replicas, since the default ketama
+   * lists every server.
+   */
+  readonly broadcast?: boolean | undefined
+}
+
 export interface SetOptions {
   /** seconds (or a unix time above 30 days, as memcached reads it); 0 = never expire */
   readonly expiration?: number | undefined

@@ -8,6 +8,7 @@ import {
   BadIncrDec,
   ClientError,
   DecodeError,
+  NoServers,
   type CacheMiss,
   type CASConflict,
   type EncodeError,
@@ -18,6 +19,7 @@ import type { Item, ItemInput } from "../Item.js"
 import type {
   CompressionCodec,
   DeleteOptions,
+  GetMultiOptions,
   GetOptions,
   IncrDecrOptions,
   SetOptions,
@@ -49,7 +51,7 @@ export interface McClientService {
   readonly get: (key: string, options?: GetOptions) => Effect.Effect<Item, CacheMiss | McError | DecodeError>
   readonly getMulti: (
     keys: Iterable<string>,
-    options?: GetOptions,
+    options?: GetMultiOptions,
   ) => Effect.Effect<ReadonlyMap<string, Item>, McError>
   readonly set: (item: ItemInput, options?: SetOptions) => Effect.Effect<void, McError | ClientError>
   readonly add: (item: ItemInput, options?: SetOptions) => Effect.Effect<void, NotStored | McError>
@@ -229,29 +231,40 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
 
   const getMulti = (
     keyList: Iterable<string>,
-    o?: GetOptions,
+    o?: GetMultiOptions,
   ): Effect.Effect<ReadonlyMap<string, Item>, McError> =>
     Effect.suspend(() => {
       const all = Array.from(new Set(keyList))
       const timeoutMillis = timeoutOf(o?.timeout)
-      const flags = getFlags(o)
+      const broadcast = o?.broadcast === true
       // One pipeline per server; the opaque token is the key's index (`k` double-checks text keys).
-      const batchFlags: GetFlags = { ...flags, k: !b, q: true }
+      const batchFlags: GetFlags = { ...getFlags(o), k: !b, q: true }
       const perServer = new Map<string, { readonly wires: Array<string>; readonly opaques: Array<string> }>()
       const wires: Array<string> = new Array(all.length)
-      const servers: Array<string> = new Array(all.length)
+      // Per key, the servers it was sent to, in pickServer's order (the first is preferred).
+      const askedOf: Array<ReadonlyArray<string>> = new Array(all.length)
       for (let i = 0; i < all.length; i++) {
         const key = all[i]!
         const wire = keys.encode(key)
         if (typeof wire !== "string") return Effect.fail(wire)
         wires[i] = wire
-        const server = transport.serverFor(key)
-        if (typeof server !== "string") return Effect.fail(server)
-        servers[i] = server
-        let batch = perServer.get(server)
-        if (batch === undefined) perServer.set(server, (batch = { wires: [], opaques: [] }))
-        batch.wires.push(wire)
-        batch.opaques.push(i.toString(36))
+        let asked: ReadonlyArray<string>
+        if (broadcast) {
+          asked = transport.serversFor(key)
+          if (asked.length === 0) return Effect.fail(new NoServers({ reason: "pickServer returned no server", key }))
+        } else {
+          const server = transport.serverFor(key)
+          if (typeof server !== "string") return Effect.fail(server)
+          asked = [server]
+        }
+        askedOf[i] = asked
+        const opaque = i.toString(36)
+        for (const server of asked) {
+          let batch = perServer.get(server)
+          if (batch === undefined) perServer.set(server, (batch = { wires: [], opaques: [] }))
+          batch.wires.push(wire)
+          batch.opaques.push(opaque)
+        }
       }
       return Effect.forEach(
         perServer,
@@ -269,22 +282,31 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
         { concurrency: "unbounded" },
       ).pipe(
         Effect.flatMap((results) => {
-          const found = new Map<string, Item>()
-          const later: Array<[string, Reply, string]> = []
+          // Per key, the accepted reply from the most preferred server that answered.
+          const chosen: Array<{ reply: Reply; server: string; rank: number } | undefined> = new Array(all.length)
           for (const { server, replies } of results) {
             for (const reply of replies) {
               if (reply.code !== "VA" || reply.opaque === undefined) continue
               const index = Number.parseInt(reply.opaque, 36)
-              const key = all[index]
-              // Accept a reply only for a key this server was asked for (each server's batch holds
-              // only the keys routed to it, through pickServer) and, for text keys, only under the
-              // key we sent. Binary keys are matched by the opaque token alone: memcached 1.6.18
-              // returns the raw key bytes (not base64) for items that append or incr rewrote, and
-              // those bytes may hold spaces or CR/LF that would break the reply line.
-              if (key === undefined || servers[index] !== server || (!b && reply.key !== wires[index])) continue
-              if (((reply.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) found.set(key, makeItem(key, reply, reply.value!, 0))
-              else later.push([key, reply, server])
+              const asked = askedOf[index]
+              // Accept a reply only from a server this key was sent to (servers pickServer lists
+              // for it) and, for text keys, only under the key we sent. Binary keys are matched by
+              // the opaque token alone: memcached 1.6.18 returns the raw key bytes (not base64) for
+              // items that append or incr rewrote, and those bytes may hold spaces or CR/LF.
+              const rank = asked === undefined ? -1 : asked.indexOf(server)
+              if (rank < 0 || (!b && reply.key !== wires[index])) continue
+              const previous = chosen[index]
+              if (previous === undefined || rank < previous.rank) chosen[index] = { reply, server, rank }
             }
+          }
+          const found = new Map<string, Item>()
+          const later: Array<[string, Reply, string]> = []
+          for (let i = 0; i < all.length; i++) {
+            const c = chosen[i]
+            if (c === undefined) continue
+            const key = all[i]!
+            if (((c.reply.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) found.set(key, makeItem(key, c.reply, c.reply.value!, 0))
+            else later.push([key, c.reply, c.server])
           }
           if (later.length === 0) return Effect.succeed(found as ReadonlyMap<string, Item>)
           return ns.versionsFor(later.map(([, reply]) => reply), timeoutMillis).pipe(

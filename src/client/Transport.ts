@@ -30,6 +30,8 @@ export interface Transport {
   ) => Effect.Effect<A, E | McError>
   /** The server a key is sent to now: pickServer's first healthy choice. */
   readonly serverFor: (routingKey: string) => string | McError
+  /** Every server pickServer lists for a key, primary first. */
+  readonly serversFor: (routingKey: string) => ReadonlyArray<string>
   /**
    * A pipelined multi-get on one server: `mg <key> <flags> O<opaque>` per key (the flags include
    * `q`), closed by `mn`. Succeeds with every reply that came back before `MN`: quiet gets answer

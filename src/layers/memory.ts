@@ -9,6 +9,7 @@ import { MemoryEngine } from "../memory/MemoryEngine.js"
 import type { Reply } from "../protocol/Reply.js"
 
 export const MEMORY_SERVER = "memory"
+const MEMORY_SERVERS = [MEMORY_SERVER]
 
 // The engine implements memcached 1.6.18's dialect (no append autovivify flag).
 const MEMORY_VERSION = { text: "1.6.18 (in-memory engine)", major: 1, minor: 6, patch: 18 }
@@ -43,6 +44,7 @@ export const makeMemoryTransport = (options: MemoryOptions = {}): Transport => {
         }),
       ),
     serverFor: () => MEMORY_SERVER,
+    serversFor: () => MEMORY_SERVERS,
     version: () => Effect.succeed(MEMORY_VERSION),
   }
 }

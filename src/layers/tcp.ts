@@ -106,6 +106,7 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
       request,
       batch,
       serverFor: (key) => cluster.serverFor(key),
+      serversFor: (key) => cluster.pickServer(key),
       version: (key) => {
         const server = cluster.serverFor(key)
         return typeof server === "string" ? cluster.pool(server).whenVersion() : Effect.fail(server)

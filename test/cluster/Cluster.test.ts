@@ -92,6 +92,35 @@ describe("cluster", () => {
     }),
   )
 
+  it.live("getMulti broadcast asks every listed server, prefers the first, and accepts only listed servers", () =>
+    Effect.gen(function* () {
+      const [a, b] = inject("memcachedCluster")
+      const down = yield* Effect.promise(refusedAddress)
+      const [onlyB, both, unlisted] = [uniqueKey("only-b"), uniqueKey("both"), uniqueKey("unlisted")]
+      const onA = yield* pinned(a!)
+      const onB = yield* pinned(b!)
+      yield* onB.set({ key: onlyB, value: "from b" })
+      yield* onA.set({ key: both, value: "from a" })
+      yield* onB.set({ key: both, value: "from b" })
+      yield* onB.set({ key: unlisted, value: "from b" })
+      const pickServer = (key: string) => (key === unlisted ? [a!] : [a!, down, b!])
+      const warnings = captureWarnings()
+      const [broadcast, single] = yield* Effect.gen(function* () {
+        const mc = yield* McClient
+        return [
+          yield* mc.getMulti([onlyB, both, unlisted], { broadcast: true }),
+          yield* mc.getMulti([onlyB, both, unlisted]),
+        ] as const
+      }).pipe(Effect.provide(Layer.merge(McClient.layer({ servers: [a!, b!, down], pickServer }), warnings.layer)))
+      expect(text(broadcast.get(onlyB)!.value)).toBe("from b")
+      expect(text(broadcast.get(both)!.value)).toBe("from a")
+      expect(broadcast.has(unlisted)).toBe(false)
+      expect(warnings.lines.some((l) => l.includes(down))).toBe(true)
+      // Without broadcast each key is read where a get would read it: the first healthy server.
+      expect([...single.keys()]).toEqual([both])
+    }).pipe(Effect.scoped),
+  )
+
   it.live("a custom pickServer routes every operation", () =>
     Effect.gen(function* () {
       const [a, b] = inject("memcachedCluster")
