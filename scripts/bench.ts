@@ -1,0 +1,207 @@
+/**
+ * `npm run bench`: effect-memcache against memjs, memcache-client and memcached (npm), and a raw
+ * `node:net` ceiling, all facing one memcached in one run.
+ *
+ * Starts its own `memcached -t 1` on a free loopback port unless MEMCACHE_SERVERS is set (then the
+ * first server is used). After a warm-up, every scenario runs for every client in several rounds,
+ * interleaved; medians are reported and rounds that disagree by more than 10% are flagged.
+ * Prints a table, writes bench/results.json and bench/results.svg.
+ *
+ * BENCH_QUICK=1: a short run, to check the script (not for numbers).
+ * BENCH_CLIENTS / BENCH_SCENARIOS: comma-separated ids to run only some (e.g. for profiling).
+ * Such partial runs write their files to the temp directory, leaving bench/ alone.
+ */
+import * as os from "node:os"
+import { pathToFileURL } from "node:url"
+import { type EffectRunner, makeEffectRunner } from "./bench/effect.js"
+import { collect, gcExposed, type Heap, heapCheck } from "./bench/heap.js"
+import { memcacheClientRunner, memcachedRunner, memjsRunner } from "./bench/peers.js"
+import { ceilingKind, memcachedVersion, rawRunner } from "./bench/raw.js"
+import { formatRate, HEADLINE, NOISE_LIMIT, rate, renderReport, summarize, targetsOf } from "./bench/report.js"
+import { writeResults } from "./bench/results.js"
+import {
+  KEY_COUNT,
+  MULTI_KEYS,
+  type RunResult,
+  type Runner,
+  type Scenario,
+  scenarios as allScenarios,
+  VALUE_BYTES,
+} from "./bench/types.js"
+import { type MemcachedProcess, startMemcached } from "./memcached.js"
+
+const quick = process.env["BENCH_QUICK"] === "1"
+const config = {
+  quick,
+  rounds: quick ? 2 : 3,
+  durationMs: quick ? 400 : 1500,
+  warmupMs: quick ? 100 : 300,
+  keys: KEY_COUNT,
+  valueBytes: VALUE_BYTES,
+  multiKeys: MULTI_KEYS,
+  noiseLimit: NOISE_LIMIT,
+}
+const HEAP_GETS = quick ? 200_000 : 1_000_000
+const HEAP_CONCURRENCY = 100
+const MEMCACHED_ARGS = ["-t", "1"]
+
+/** The ids in a comma-separated env var; undefined when unset (everything runs). */
+const idsFromEnv = (name: string): ReadonlySet<string> | undefined => {
+  const v = process.env[name]?.trim()
+  return v === undefined || v === "" ? undefined : new Set(v.split(",").map((x) => x.trim()))
+}
+const onlyClients = idsFromEnv("BENCH_CLIENTS")
+const onlyScenarios = idsFromEnv("BENCH_SCENARIOS")
+const scenarios: ReadonlyArray<Scenario> = allScenarios.filter((s) => onlyScenarios?.has(s.id) ?? true)
+
+const log = (line: string) => process.stderr.write(line + "\n")
+
+interface ServerUnderTest {
+  readonly address: string
+  readonly args: string
+  readonly process: MemcachedProcess | undefined
+}
+
+const serverUnderTest = async (): Promise<ServerUnderTest> => {
+  const fromEnv = (process.env["MEMCACHE_SERVERS"] ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+  if (fromEnv.length > 0) {
+    if (fromEnv.length > 1) log(`MEMCACHE_SERVERS lists ${fromEnv.length} servers; using the first, ${fromEnv[0]}`)
+    return { address: fromEnv[0]!, args: "external (MEMCACHE_SERVERS)", process: undefined }
+  }
+  const started = await startMemcached({ extraArgs: MEMCACHED_ARGS })
+  return { address: started.address, args: `-l 127.0.0.1 -U 0 -m 64 ${MEMCACHED_ARGS.join(" ")}`, process: started }
+}
+
+const makeRunners = (server: string): { readonly headline: EffectRunner; readonly all: ReadonlyArray<Runner> } => {
+  const headline = makeEffectRunner(
+    { id: HEADLINE, label: "effect-memcache", column: "effect-memcache", space: "em", style: "fibers" },
+    server,
+  )
+  const all = [
+    headline,
+    makeEffectRunner(
+      {
+        id: "effect-memcache-plain",
+        label: "effect-memcache, plain keys",
+        column: "em plain keys",
+        space: "ek",
+        style: "fibers",
+        disableBinaryEncodedKeys: true,
+      },
+      server,
+    ),
+    makeEffectRunner(
+      {
+        id: "effect-memcache-async",
+        label: "effect-memcache via runPromise",
+        column: "em runPromise",
+        space: "ea",
+        style: "runPromise",
+      },
+      server,
+    ),
+    memjsRunner(server),
+    memcacheClientRunner(server),
+    memcachedRunner(server),
+    rawRunner(server),
+  ]
+  return { headline, all }
+}
+
+type Collected = Map<string, Map<string, Array<RunResult>>>
+
+/** Warm-up, then the rounds: each runs every scenario for every client, in an order that rotates. */
+const measure = async (runners: ReadonlyArray<Runner>): Promise<Collected> => {
+  const collected: Collected = new Map(scenarios.map((s) => [s.id, new Map(runners.map((r) => [r.id, []]))]))
+  const runOne = async (runner: Runner, scenario: Scenario, durationMs: number) => {
+    collect() // each run starts without the previous one's garbage
+    const result = await runner.run(scenario, durationMs)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    return result
+  }
+  log(`warm-up: ${config.warmupMs} ms per scenario and client`)
+  for (const s of scenarios) for (const r of runners) await runOne(r, s, config.warmupMs)
+
+  for (let round = 0; round < config.rounds; round++) {
+    // The ceiling runs once per kind of work and round: getMulti's ceiling is the get one, in keys/s.
+    const ceilings = new Map<string, RunResult>()
+    for (const [si, s] of scenarios.entries()) {
+      const order = runners.map((_, i) => runners[(i + round + si) % runners.length]!)
+      for (const r of order) {
+        let result: RunResult
+        if (r.group === "ceiling") {
+          const kind = ceilingKind(s.kind)
+          result = ceilings.get(kind) ?? (await runOne(r, s, config.durationMs))
+          ceilings.set(kind, result)
+        } else {
+          result = await runOne(r, s, config.durationMs)
+        }
+        collected.get(s.id)!.get(r.id)!.push(result)
+        const errors = result.errors > 0 ? `  (${result.errors} errors: ${result.firstError})` : ""
+        log(
+          `round ${round + 1}/${config.rounds}  ${s.label.padEnd(20)} ${r.label.padEnd(31)} ` +
+            `${formatRate(rate(result)).padStart(7)} ${s.unit}${errors}`,
+        )
+      }
+    }
+  }
+  return collected
+}
+
+const main = async () => {
+  const load0 = os.loadavg()[0]!
+  const server = await serverUnderTest()
+  const version = await memcachedVersion(server.address)
+  log(
+    `memcached ${version} at ${server.address} (${server.args}); ` +
+      `${config.rounds} rounds of ${config.durationMs} ms per scenario and client` +
+      (gcExposed ? "" : "; gc not exposed (run node with --expose-gc)"),
+  )
+  if (load0 > 1) log(`load average is ${load0.toFixed(2)}: other work on this machine will skew the numbers`)
+
+  const { headline, all: everyRunner } = makeRunners(server.address)
+  const runners = everyRunner.filter((r) => onlyClients?.has(r.id) ?? true)
+  try {
+    for (const r of runners) await r.preload()
+    const results = summarize(await measure(runners))
+    let heap: Heap | undefined
+    if (runners.includes(headline)) {
+      log(`heap: ${HEAP_GETS.toLocaleString("en-US")} gets from ${HEAP_CONCURRENCY} fibers`)
+      heap = await heapCheck(headline, HEAP_GETS, HEAP_CONCURRENCY)
+    }
+    const targets = targetsOf(results, runners, heap, HEAP_GETS)
+
+    const cpus = os.cpus()
+    const env = {
+      date: new Date().toISOString(),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+      cpu: { model: cpus[0]?.model ?? "unknown", cores: cpus.length },
+      loadAverage: { start: load0, end: os.loadavg()[0]! },
+      memcached: { version, address: server.address, args: server.args },
+    }
+    const header = [
+      `effect-memcache benchmark, ${env.date}`,
+      `node ${env.node}, ${env.cpu.model} (${env.cpu.cores} cores), ` +
+        `load average ${load0.toFixed(2)} → ${env.loadAverage.end.toFixed(2)}`,
+      `memcached ${version} (${server.args})`,
+      `${KEY_COUNT} keys of ${VALUE_BYTES}-byte values, preloaded; median of ${config.rounds} rounds × ${config.durationMs} ms` +
+        (quick ? " (BENCH_QUICK: a short run, numbers are rough)" : ""),
+    ]
+    process.stdout.write(renderReport({ header, scenarios, runners, results, heap, targets }) + "\n")
+    const partial = quick || onlyClients !== undefined || onlyScenarios !== undefined
+    const dir = partial
+      ? pathToFileURL(`${os.tmpdir()}/effect-memcache-bench/`)
+      : new URL("../bench/", import.meta.url)
+    const files = writeResults({ dir, env, config, scenarios, runners, results, heap, targets })
+    log(`wrote ${files.join(" and ")}`)
+  } finally {
+    for (const r of everyRunner) await r.close().catch(() => undefined)
+    await server.process?.stop()
+  }
+}
+
+await main()
