@@ -6,5 +6,7 @@ export default defineConfig({
     globalSetup: ["test/support/globalSetup.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // test/cluster/Leak.test.ts forces GCs to measure the heap.
+    poolOptions: { forks: { execArgv: ["--expose-gc"] } },
   },
 })

@@ -153,7 +153,6 @@ export class ServerPool {
   /** Reconnects on the backoff schedule until a connection passes the version check. */
   private probe(): Effect.Effect<void> {
     const attempt = Effect.async<Connection, SlotFailure>((resume) => {
-      if (process.env["DEBUG_PROBE"]) console.error("PROBE attempt", this.server, Date.now() % 100000)
       const conn = new Connection({
         server: this.server,
         dialTimeoutMillis: this.options.dialTimeoutMillis,
@@ -165,7 +164,6 @@ export class ServerPool {
         },
         onClose: (_, error) => {
           if (error?._tag === "UnsupportedServerVersion") this.unsupported = error
-          if (process.env["DEBUG_PROBE"]) console.error("PROBE close", this.server, Date.now() % 100000, conn.ready, error?._tag, (error as any)?.reason)
           if (!conn.ready) resume(Effect.fail(error ?? new ConnectionError({ server: this.server, reason: "closed" })))
           else this.onClose(conn, error)
         },

@@ -3,13 +3,16 @@
  * oversized values, and interruption under load.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Random } from "effect"
+import { Effect, Exit, Fiber, Random, Schedule } from "effect"
 import { inject } from "vitest"
 import { McClient } from "../../src/index.js"
 import { failureOf } from "../support/exits.js"
 import { fakeServer, refusedAddress } from "../support/fakeServer.js"
 import { text, uniqueKey } from "../support/layers.js"
 
+
+/** Retries off, so that a failure is seen as it happened. */
+const noRetry = Schedule.recurs(0)
 
 const elapsed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
@@ -24,7 +27,7 @@ describe("failures", () => {
       const silent = yield* Effect.promise(() => fakeServer())
       const { exit, millis } = yield* elapsed(
         McClient.get("k", { timeout: "150 millis" }).pipe(
-          Effect.provide(McClient.layer({ servers: [silent.address], retry: undefined })),
+          Effect.provide(McClient.layer({ servers: [silent.address], retry: noRetry })),
         ),
       )
       yield* Effect.promise(() => silent.close())
@@ -55,7 +58,7 @@ describe("failures", () => {
       )
       const exits = yield* Effect.forEach(["a", "b", "c"], (k) => Effect.exit(McClient.get(k)), {
         concurrency: "unbounded",
-      }).pipe(Effect.provide(McClient.layer({ servers: [dying.address], retry: undefined })))
+      }).pipe(Effect.provide(McClient.layer({ servers: [dying.address], retry: noRetry })))
       yield* Effect.promise(() => dying.close())
       for (const exit of exits) expect(failureOf(exit)?._tag).toBe("ConnectionError")
     }),
@@ -82,7 +85,7 @@ describe("failures", () => {
           if (chunk.includes("mg ")) socket.write("HELLO THERE\r\n")
         }),
       )
-      const exit = yield* Effect.exit(McClient.get("k").pipe(Effect.provide(McClient.layer({ servers: [liar.address], retry: undefined }))))
+      const exit = yield* Effect.exit(McClient.get("k").pipe(Effect.provide(McClient.layer({ servers: [liar.address], retry: noRetry }))))
       yield* Effect.promise(() => liar.close())
       expect(failureOf(exit)?._tag).toBe("CorruptResponse")
     }),
