@@ -135,13 +135,31 @@ export const internalFlagsOf = (item: Item): number => internalFlags.get(item) ?
 
 /** Decodes a reply that is `HD` on success and `miss` when the key is absent (md: NF, mg: EN). */
 const doneOrMiss =
-  (key: string, miss: "NF" | "EN") =>
-  (reply: Reply, server: string): Exit.Exit<void, CacheMiss | McError> =>
+  (miss: "NF" | "EN") =>
+  (reply: Reply, server: string, key: string): Exit.Exit<void, CacheMiss | McError> =>
     reply.code === "HD"
       ? Exit.void
       : reply.code === miss
         ? Exit.fail(cacheMiss(key, server))
         : Exit.fail(unexpected(reply, server, key))
+const deleted = doneOrMiss("NF")
+const touched = doneOrMiss("EN")
+
+/** Decodes the reply of an `ms`. */
+const storeReply = (reply: Reply, server: string, key: string): Exit.Exit<void, NotStored | CASConflict | CacheMiss | McError> => {
+  switch (reply.code) {
+    case "HD":
+      return Exit.void
+    case "NS":
+      return Exit.fail(notStored(key, server))
+    case "EX":
+      return Exit.fail(casConflict(key, server))
+    case "NF":
+      return Exit.fail(cacheMiss(key, server))
+    default:
+      return Exit.fail(unexpected(reply, server, key))
+  }
+}
 
 const EMPTY = new Uint8Array(0)
 const MAX_U64 = 0xffffffffffffffffn
@@ -209,6 +227,20 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
           ...(o.earlyRecache === undefined ? {} : { R: o.earlyRecache }),
         }
 
+  /** Decodes a get's reply; `timeoutMillis` bounds the namespace lookup of a namespaced item. */
+  const decodeGet =
+    (timeoutMillis: number) =>
+    (reply: Reply, server: string, key: string): Effect.Effect<Item, CacheMiss | McError | DecodeError> => {
+      if (reply.code === "VA") {
+        if (((reply.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) return Exit.succeed(makeItem(key, reply, reply.value!, 0))
+        return finishItem(key, reply, server, timeoutMillis, undefined)
+      }
+      if (reply.code === "EN") return Exit.fail(cacheMiss(key, server))
+      return Exit.fail(unexpected(reply, server, key))
+    }
+  // Gets without options share one decoder (no closure per call).
+  const decodePlainGet = decodeGet(config.timeoutMillis)
+
   const get = (key: string, o?: GetOptions): Effect.Effect<Item, CacheMiss | McError | DecodeError> => {
     const wire = keys.encode(key)
     if (typeof wire !== "string") return Exit.fail(wire)
@@ -217,14 +249,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     return transport.request<Item, CacheMiss | DecodeError>(
       key,
       request,
-      (reply, server) => {
-        if (reply.code === "VA") {
-          if (((reply.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) return Exit.succeed(makeItem(key, reply, reply.value!, 0))
-          return finishItem(key, reply, server, timeoutMillis, undefined)
-        }
-        if (reply.code === "EN") return Exit.fail(cacheMiss(key, server))
-        return Exit.fail(unexpected(reply, server, key))
-      },
+      o === undefined ? decodePlainGet : decodeGet(timeoutMillis),
       { timeoutMillis, idempotent: true, key },
     )
   }
@@ -328,22 +353,6 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
       )
     })
 
-  const storeReply =
-    (key: string) =>
-    (reply: Reply, server: string): Exit.Exit<void, NotStored | CASConflict | CacheMiss | McError> => {
-      switch (reply.code) {
-        case "HD":
-          return Exit.void
-        case "NS":
-          return Exit.fail(notStored(key, server))
-        case "EX":
-          return Exit.fail(casConflict(key, server))
-        case "NF":
-          return Exit.fail(cacheMiss(key, server))
-        default:
-          return Exit.fail(unexpected(reply, server, key))
-      }
-    }
 
   /** One `ms`. Absent flags are `undefined` (not written), so the flags are one plain object. */
   const sendStore = (
@@ -361,7 +370,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     transport.request<void, NotStored | CASConflict | CacheMiss>(
       key,
       { command: "ms", key: wire, value, flags: { b, C, F, M, N, T } },
-      storeReply(key),
+      storeReply,
       { timeoutMillis, idempotent, key },
     )
 
@@ -474,7 +483,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     return transport.request<void, CacheMiss>(
       key,
       { command: "md", key: wire, flags },
-      doneOrMiss(key, "NF"),
+      deleted,
       { timeoutMillis, idempotent: true, key },
     )
   }
@@ -513,7 +522,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
       return transport.request<bigint, CacheMiss | BadIncrDec>(
         key,
         { command: "ma", key: wire, flags },
-        (reply, server) => {
+        (reply, server, key) => {
           if (reply.code === "VA") {
             const text = Buffer.from(reply.value!).toString("latin1")
             return /^\d+$/.test(text)
@@ -537,7 +546,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     return transport.request<void, CacheMiss>(
       key,
       { command: "mg", key: wire, flags: { b, T: expiration } },
-      doneOrMiss(key, "EN"),
+      touched,
       { timeoutMillis: timeoutOf(o?.timeout), idempotent: true, key },
     )
   }

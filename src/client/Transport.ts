@@ -20,12 +20,13 @@ export interface Transport {
   /**
    * Sends one request to the server that owns `routingKey` and decodes its reply in the socket's
    * callback (hot paths return an `Exit`, which resumes the caller with no extra step).
-   * `decode` also gets the server's address, for error context.
+   * `decode` also gets the server's address and the caller's key (`options.key`), for error
+   * context, so that one decoder can serve every call.
    */
   readonly request: <A, E>(
     routingKey: string,
     request: MetaRequest,
-    decode: (reply: Reply, server: string) => Effect.Effect<A, E | McError>,
+    decode: (reply: Reply, server: string, key: string) => Effect.Effect<A, E | McError>,
     options: RequestOptions,
   ) => Effect.Effect<A, E | McError>
   /** The server a key is sent to now: pickServer's first healthy choice. */

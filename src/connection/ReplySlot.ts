@@ -20,10 +20,10 @@ export class SingleReplySlot<A, E> implements Slot {
   abandoned = false
   constructor(
     private readonly resume: Resume<A, E>,
-    private readonly decode: (reply: Reply, server: string) => Effect.Effect<A, E>,
+    private readonly decode: (reply: Reply, server: string, key: string) => Effect.Effect<A, E>,
     private readonly recover: (error: SlotFailure) => Effect.Effect<A, E>,
     private readonly server: string,
-    readonly key: string | undefined,
+    readonly key: string,
     readonly deadline: number,
     readonly timeoutMillis: number,
   ) {}
@@ -31,7 +31,7 @@ export class SingleReplySlot<A, E> implements Slot {
   onReply(reply: Reply): boolean {
     if (!this.abandoned) {
       this.abandoned = true
-      this.resume(this.decode(reply, this.server))
+      this.resume(this.decode(reply, this.server, this.key))
     }
     return true
   }

@@ -28,7 +28,7 @@ export const makeMemoryTransport = (options: MemoryOptions = {}): Transport => {
           const reply = engine.execute(request, clock.unsafeCurrentTimeMillis())
           return reply === undefined
             ? Effect.fail(new CorruptResponse({ server: MEMORY_SERVER, key: opts.key, reason: "no reply to a non-quiet request" }))
-            : decode(reply, MEMORY_SERVER)
+            : decode(reply, MEMORY_SERVER, opts.key)
         }),
       ),
     batch: (_server, keys, opaques, flags) =>

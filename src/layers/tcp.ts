@@ -67,7 +67,7 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
     const request = <A, E>(
       routingKey: string,
       req: MetaRequest,
-      decode: (reply: Reply, server: string) => Effect.Effect<A, E | McError>,
+      decode: (reply: Reply, server: string, key: string) => Effect.Effect<A, E | McError>,
       opts: { readonly timeoutMillis: number; readonly idempotent: boolean; readonly key: string },
     ): Effect.Effect<A, E | McError> => {
       const header = encodeHeader(req)

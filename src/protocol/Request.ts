@@ -95,19 +95,34 @@ export type MetaRequest =
 
 export const noop: MetaRequest = { command: "mn" }
 
-type AnyFlags = Partial<Record<string, boolean | number | bigint | string>>
+/** Every flag any command takes; a command's flags are a subset. */
+type AllFlags = GetFlags & SetFlags & DeleteFlags & ArithmeticFlags
 
-// The order flags are written in. Return flags first, then flags with tokens.
-const BOOLEAN_FLAGS = ["b", "c", "f", "h", "k", "l", "q", "s", "t", "u", "v", "I"] as const
-const TOKEN_FLAGS = ["C", "D", "F", "J", "M", "N", "R", "T", "O"] as const
-
-const encodeFlags = (flags: AnyFlags): string => {
+// Return flags first, then flags with tokens, always in this order. Written out flag by flag:
+// a loop over flag names costs a dynamic property lookup each (measured: 5% of a set).
+const encodeFlags = (f: AllFlags): string => {
   let out = ""
-  for (const f of BOOLEAN_FLAGS) if (flags[f] === true) out += " " + f
-  for (const f of TOKEN_FLAGS) {
-    const v = flags[f]
-    if (v !== undefined) out += " " + f + String(v)
-  }
+  if (f.b === true) out += " b"
+  if (f.c === true) out += " c"
+  if (f.f === true) out += " f"
+  if (f.h === true) out += " h"
+  if (f.k === true) out += " k"
+  if (f.l === true) out += " l"
+  if (f.q === true) out += " q"
+  if (f.s === true) out += " s"
+  if (f.t === true) out += " t"
+  if (f.u === true) out += " u"
+  if (f.v === true) out += " v"
+  if (f.I === true) out += " I"
+  if (f.C !== undefined) out += " C" + f.C
+  if (f.D !== undefined) out += " D" + f.D
+  if (f.F !== undefined) out += " F" + f.F
+  if (f.J !== undefined) out += " J" + f.J
+  if (f.M !== undefined) out += " M" + f.M
+  if (f.N !== undefined) out += " N" + f.N
+  if (f.R !== undefined) out += " R" + f.R
+  if (f.T !== undefined) out += " T" + f.T
+  if (f.O !== undefined) out += " O" + f.O
   return out
 }
 
@@ -119,11 +134,11 @@ const suffixes = new WeakMap<object, string>()
  * must not change afterwards.
  */
 export const constantFlags = <F extends object>(flags: F): F => {
-  suffixes.set(flags, encodeFlags(flags as AnyFlags))
+  suffixes.set(flags, encodeFlags(flags as AllFlags))
   return flags
 }
 
-const suffixOf = (flags: object): string => suffixes.get(flags) ?? encodeFlags(flags as AnyFlags)
+const suffixOf = (flags: object): string => suffixes.get(flags) ?? encodeFlags(flags as AllFlags)
 
 /** The request line, `\r\n` included. For `ms`, the value block follows it. */
 export const encodeHeader = (req: MetaRequest): string => {
