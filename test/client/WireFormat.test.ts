@@ -3,7 +3,6 @@
  * server; and interop: what the client writes with plain keys is readable by memcached's own
  * text protocol.
  */
-import * as net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { inject } from "vitest"
@@ -11,6 +10,7 @@ import { McClient, type McClientOptions } from "../../src/index.js"
 import { makeKeyEncoder } from "../../src/client/Keys.js"
 import { fakeServer } from "../support/fakeServer.js"
 import { uniqueKey } from "../support/layers.js"
+import { textRequest } from "../support/textProtocol.js"
 
 /** A server that answers like memcached (misses, HD, a counter at 5) and records each request line. */
 const recordingServer = async () => {
@@ -156,23 +156,7 @@ describe("interop", () => {
       yield* McClient.set({ key, value: "hello\r\nworld", flags: 7 }).pipe(
         Effect.provide(McClient.layer({ servers: [inject("memcached")], ...plain })),
       )
-      const reply = yield* Effect.promise(
-        () =>
-          new Promise<string>((resolve, reject) => {
-            const [host, port] = inject("memcached").split(":")
-            const socket = net.createConnection({ host: host!, port: Number(port) })
-            let data = ""
-            socket.on("data", (d) => {
-              data += d.toString()
-              if (data.endsWith("END\r\n")) {
-                socket.destroy()
-                resolve(data)
-              }
-            })
-            socket.on("error", reject)
-            socket.write(`get ${key}\r\n`)
-          }),
-      )
+      const reply = yield* Effect.promise(() => textRequest(inject("memcached"), `get ${key}\r\n`))
       expect(reply).toBe(`VALUE ${key} 7 12\r\nhello\r\nworld\r\nEND\r\n`)
     }),
   )

@@ -9,6 +9,7 @@ import { makeKetamaRing, McClient, parseServerSpec } from "../../src/index.js"
 import { failureTag } from "../support/exits.js"
 import { fakeServer, refusedAddress } from "../support/fakeServer.js"
 import { text, uniqueKey } from "../support/layers.js"
+import { textRequest } from "../support/textProtocol.js"
 import { startMemcached } from "../../scripts/memcached.js"
 
 /** A client pinned to one server, to see where keys landed. */
@@ -207,20 +208,10 @@ describe("cluster", () => {
 })
 
 /** memcached's `stats` as a map. */
-const statsOf = (server: string) =>
-  new Promise<Map<string, string>>((resolve, reject) => {
-    const [host, port] = server.split(":")
-    import("node:net").then((net) => {
-      const socket = net.createConnection({ host: host!, port: Number(port) })
-      let data = ""
-      socket.on("data", (d) => {
-        data += d.toString()
-        if (data.endsWith("END\r\n")) {
-          socket.destroy()
-          resolve(new Map(data.split("\r\n").filter((l) => l.startsWith("STAT ")).map((l) => l.split(" ").slice(1, 3) as [string, string])))
-        }
-      })
-      socket.on("error", reject)
-      socket.write("stats\r\n")
-    })
-  })
+const statsOf = async (server: string) =>
+  new Map(
+    (await textRequest(server, "stats\r\n"))
+      .split("\r\n")
+      .filter((l) => l.startsWith("STAT "))
+      .map((l) => l.split(" ").slice(1, 3) as [string, string]),
+  )

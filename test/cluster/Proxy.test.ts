@@ -131,22 +131,28 @@ const backgroundLoad = (mc: { readonly get: (key: string) => Effect.Effect<{ rea
   )
 }
 
+/** A proxy in front of the first cluster server, and a client over it and the two others. */
+const proxiedCluster = Effect.gen(function* () {
+  const [behind, b, c] = inject("memcachedCluster") as readonly [string, string, string]
+  const proxy = yield* Effect.acquireRelease(
+    Effect.promise(() => makeProxy(behind)),
+    (p) => Effect.promise(() => p.close()),
+  )
+  const servers = [proxy.address, b, c]
+  const ring = makeKetamaRing(servers.map((s) => parseServerSpec(s)))
+  const health = captureHealth()
+  const mc = yield* make({ servers, timeout: `${TIMEOUT_MS} millis`, dialTimeout: "100 millis" }).pipe(
+    Effect.provide(health.layer),
+  )
+  return { behind, proxy, ring, health, mc }
+})
+
 describe("stalled and slow servers (TCP proxy)", () => {
   it.scopedLive(
     "a stalled server times out near the deadline, is marked down, its keys fail over at once, the others are unaffected",
     () =>
       Effect.gen(function* () {
-        const [behind, b, c] = inject("memcachedCluster") as readonly [string, string, string]
-        const proxy = yield* Effect.acquireRelease(
-          Effect.promise(() => makeProxy(behind)),
-          (p) => Effect.promise(() => p.close()),
-        )
-        const servers = [proxy.address, b, c]
-        const ring = makeKetamaRing(servers.map((s) => parseServerSpec(s)))
-        const health = captureHealth()
-        const mc = yield* make({ servers, timeout: `${TIMEOUT_MS} millis`, dialTimeout: "100 millis" }).pipe(
-          Effect.provide(health.layer),
-        )
+        const { behind, proxy, ring, health, mc } = yield* proxiedCluster
         // Reads memcached A directly, bypassing the proxy.
         const directA = yield* make({ servers: [behind], pickServer: () => [behind], timeout: "500 millis" })
 
@@ -228,17 +234,7 @@ describe("stalled and slow servers (TCP proxy)", () => {
 
   it.scopedLive("a server that is slow but answers within the deadline is never marked down", () =>
     Effect.gen(function* () {
-      const [behind, b, c] = inject("memcachedCluster") as readonly [string, string, string]
-      const proxy = yield* Effect.acquireRelease(
-        Effect.promise(() => makeProxy(behind)),
-        (p) => Effect.promise(() => p.close()),
-      )
-      const servers = [proxy.address, b, c]
-      const ring = makeKetamaRing(servers.map((s) => parseServerSpec(s)))
-      const health = captureHealth()
-      const mc = yield* make({ servers, timeout: `${TIMEOUT_MS} millis`, dialTimeout: "100 millis" }).pipe(
-        Effect.provide(health.layer),
-      )
+      const { proxy, ring, health, mc } = yield* proxiedCluster
       const prefix = uniqueKey("slow")
       const keys = Array.from({ length: 300 }, (_, i) => `${prefix}:${i}`)
       const proxied = keys.filter((k) => ring.pick(k)[0] === proxy.address)

@@ -325,40 +325,16 @@ type Op =
   | { readonly op: "get"; readonly key: number; readonly options: GetOptions | undefined }
   | { readonly op: "getMulti"; readonly keys: ReadonlyArray<number>; readonly options: GetOptions | undefined }
 
-interface ItemView {
-  readonly key: string
-  readonly value: Uint8Array
-  readonly flags: number
-  readonly cas: bigint | undefined
-  readonly hit: boolean | undefined
-  readonly lastAccess: number | undefined
-  readonly ttl: number | undefined
-  readonly stale: boolean
-  readonly won: boolean
-  readonly winSent: boolean
-  readonly compressionRatio: number
-}
 
 type Outcome =
   | { readonly ok: true; readonly kind: "void" }
-  | { readonly ok: true; readonly kind: "item"; readonly item: ItemView }
+  | { readonly ok: true; readonly kind: "item"; readonly item: Item }
   | { readonly ok: true; readonly kind: "number"; readonly value: bigint }
-  | { readonly ok: true; readonly kind: "items"; readonly items: ReadonlyMap<string, ItemView> }
+  | { readonly ok: true; readonly kind: "items"; readonly items: ReadonlyMap<string, Item> }
   | { readonly ok: false; readonly tag: string; readonly reason: string | undefined }
 
-const itemView = (item: Item): ItemView => ({
-  key: item.key,
-  value: new Uint8Array(item.value),
-  flags: item.flags,
-  cas: item.cas,
-  hit: item.hit,
-  lastAccess: item.lastAccess,
-  ttl: item.ttl,
-  stale: item.stale,
-  won: item.won,
-  winSent: item.winSent,
-  compressionRatio: item.compressionRatio,
-})
+/** A copy of the item that owns its bytes (a value may view a socket chunk). */
+const itemView = (item: Item): Item => ({ ...item, value: new Uint8Array(item.value) })
 
 const outcomeOf = <A>(exit: Exit.Exit<A, unknown>, ok: (a: A) => Outcome): Outcome => {
   if (Exit.isSuccess(exit)) return ok(exit.value)
@@ -514,7 +490,7 @@ const runOp = (
       return Effect.exit(client.getMulti(op.keys.map(k), op.options)).pipe(
         Effect.map((exit) =>
           outcomeOf(exit, (found): Outcome => {
-            const items = new Map<string, ItemView>()
+            const items = new Map<string, Item>()
             for (const [key, item] of found) items.set(key, itemView(item))
             return { ok: true, kind: "items", items }
           }),
@@ -529,8 +505,8 @@ const trimSpaces = (v: Uint8Array): string => Buffer.from(v).toString("latin1").
 
 /** Differences between the two items; records CAS pairs. */
 const compareItem = (
-  real: ItemView,
-  mem: ItemView,
+  real: Item,
+  mem: Item,
   state: SequenceState,
   casPairs: CasPairs,
   out: Array<string>,

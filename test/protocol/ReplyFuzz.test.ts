@@ -12,7 +12,7 @@
  * seconds); the seed is printed and can be replayed with `FUZZ_SEED=<n>`.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { type Reply, ReplyParser } from "../../src/protocol/Reply.js"
+import { Reply, ReplyParser } from "../../src/protocol/Reply.js"
 
 const SEED = process.env["FUZZ_SEED"] === undefined ? (Date.now() ^ (process.pid << 16)) >>> 0 : Number(process.env["FUZZ_SEED"])
 
@@ -35,26 +35,11 @@ type Rng = ReturnType<typeof prng>
 // ---------------------------------------------------------------------------------------------
 // The model: replies as plain data, their wire bytes, and comparison with what the parser gives.
 
-class Model {
-  message: string | undefined = undefined
-  value: Uint8Array | undefined = undefined
-  cas: bigint | undefined = undefined
-  clientFlags: number | undefined = undefined
-  hit: boolean | undefined = undefined
-  lastAccess: number | undefined = undefined
-  ttl: number | undefined = undefined
-  size: number | undefined = undefined
-  key: string | undefined = undefined
-  base64 = false
-  opaque: string | undefined = undefined
-  won = false
-  stale = false
-  winSent = false
-  constructor(readonly code: Reply["code"]) {}
-}
+// The model is a `Reply` built by hand: the same plain data the parser fills in.
+type Model = Reply
 
 const withMessage = (code: Reply["code"], message: string): Model => {
-  const m = new Model(code)
+  const m = new Reply(code)
   m.message = message
   return m
 }
@@ -111,7 +96,7 @@ const valueOf = (rng: Rng): Buffer => {
 /** One reply of the model and its bytes. */
 const modelReply = (rng: Rng): { model: Model; bytes: Array<Buffer> } => {
   const r = rng.int(100)
-  if (r < 5) return { model: new Model("MN"), bytes: [Buffer.from("MN\r\n")] }
+  if (r < 5) return { model: new Reply("MN"), bytes: [Buffer.from("MN\r\n")] }
   if (r < 9) {
     const message = printable(rng, 0, 12) + (rng.chance(0.7) ? " exp=-1 la=3 cas=7 fetch=no cls=1 size=63" : "")
     return { model: withMessage("ME", message), bytes: [Buffer.from(`ME ${message}\r\n`, "utf8")] }
@@ -128,7 +113,7 @@ const modelReply = (rng: Rng): { model: Model; bytes: Array<Buffer> } => {
     return { model: withMessage("VERSION", text), bytes: [Buffer.from(`VERSION ${text}\r\n`)] }
   }
   const code = r < 50 ? "VA" : FLAG_CODES[rng.int(FLAG_CODES.length)]!
-  const model = new Model(code)
+  const model = new Reply(code)
   let line: string = code
   let value: Buffer | undefined
   if (code === "VA") {
