@@ -131,7 +131,7 @@ const makeItem = (key: string, reply: Reply, value: Uint8Array, ratio: number): 
 }
 
 /** The upper 16 client-flag bits of an item read by this client. */
-export const internalFlagsOf = (item: Item): number => internalFlags.get(item) ?? 0
+const internalFlagsOf = (item: Item): number => internalFlags.get(item) ?? 0
 
 /** Decodes a reply that is `HD` on success and `miss` when the key is absent (md: NF, mg: EN). */
 const doneOrMiss =

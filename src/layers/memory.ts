@@ -8,7 +8,7 @@ import { CorruptResponse } from "../Errors.js"
 import { MemoryEngine } from "../memory/MemoryEngine.js"
 import type { Reply } from "../protocol/Reply.js"
 
-export const MEMORY_SERVER = "memory"
+const MEMORY_SERVER = "memory"
 const MEMORY_SERVERS = [MEMORY_SERVER]
 
 // The engine implements memcached 1.6.18's dialect (no append autovivify flag).

@@ -93,7 +93,6 @@ export type MetaRequest =
   | { readonly command: "ma"; readonly key: string; readonly flags: ArithmeticFlags }
   | { readonly command: "mn" }
 
-export const noop: MetaRequest = { command: "mn" }
 
 /** Every flag any command takes; a command's flags are a subset. */
 type AllFlags = GetFlags & SetFlags & DeleteFlags & ArithmeticFlags
