@@ -24,7 +24,7 @@ export interface ServerPoolOptions {
 }
 
 export type HealthEvent =
-  | { readonly _tag: "ServerDown"; readonly server: string; readonly error: SlotFailure }
+  | { readonly _tag: "ServerDown"; readonly server: string; readonly error: SlotFailure; readonly reason: string }
   | { readonly _tag: "ServerUp"; readonly server: string }
 
 const describe = (error: SlotFailure): string => {
@@ -143,10 +143,11 @@ export class ServerPool {
 
   private markDown(error: SlotFailure): void {
     if (this.downError !== undefined) return
-    this.downError = new ConnectionError({ server: this.server, reason: `server marked down (${describe(error)})` })
+    const reason = describe(error)
+    this.downError = new ConnectionError({ server: this.server, reason: `server marked down (${reason})` })
     for (const c of this.connections) c.close()
     this.connections = []
-    this.options.onHealth({ _tag: "ServerDown", server: this.server, error })
+    this.options.onHealth({ _tag: "ServerDown", server: this.server, error, reason })
     this.options.fork(this.probe())
   }
 

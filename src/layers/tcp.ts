@@ -29,7 +29,7 @@ export interface TcpOptions {
 
 const logHealth = (event: HealthEvent): Effect.Effect<void> =>
   event._tag === "ServerDown"
-    ? Effect.logWarning(`memcache: server ${event.server} marked down: ${event.error.message}`)
+    ? Effect.logWarning(`memcache: server ${event.server} marked down (${event.reason})`)
     : Effect.logInfo(`memcache: server ${event.server} is back up`)
 
 /**
