@@ -452,22 +452,15 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
       if (badExp !== undefined) return Exit.fail(badExp)
       const timeoutMillis = timeoutOf(o?.timeout)
       const value = toBytes(input.value)
-      const plain = sendStore(key, wire, value, mode, undefined, undefined, undefined, undefined, timeoutMillis, false) as Effect.Effect<
-        void,
-        NotStored | McError
-      >
+      // Without C, an ms in these modes answers HD or NS (or an infrastructure error).
+      const send = (M: SetMode, T: number | undefined, N: number | undefined) =>
+        sendStore(key, wire, value, M, undefined, T, undefined, N, timeoutMillis, false) as Effect.Effect<void, NotStored | McError>
+      const plain = send(mode, undefined, undefined)
       const exp = o?.expiration
       if (exp === undefined || exp === 0) return plain
       return Effect.flatMap(transport.version(key), (version) => {
-        if (supportsAppendVivify(version))
-          return sendStore(key, wire, value, mode, undefined, undefined, undefined, exp, timeoutMillis, false) as Effect.Effect<
-            void,
-            NotStored | McError
-          >
-        const add = sendStore(key, wire, value, "E", undefined, exp, undefined, undefined, timeoutMillis, false) as Effect.Effect<
-          void,
-          NotStored | McError
-        >
+        if (supportsAppendVivify(version)) return send(mode, undefined, exp)
+        const add = send("E", exp, undefined)
         return plain.pipe(
           Effect.catchTag("NotStored", () => add),
           Effect.catchTag("NotStored", () => plain),
