@@ -102,22 +102,29 @@ export class ServerPool {
     this.connections = []
   }
 
-  private open(): Connection {
-    const conn = new Connection({
+  private connect(
+    onVersion: (version: ServerVersion) => void,
+    onClose: (connection: Connection, error: SlotFailure | undefined) => void,
+  ): Connection {
+    return new Connection({
       server: this.server,
       dialTimeoutMillis: this.options.dialTimeoutMillis,
       stallTimeoutMillis: this.options.timeoutMillis,
-      onVersion: (version) => this.onVersion(version),
-      onClose: (c, error) => this.onClose(c, error),
+      onVersion,
+      onClose,
     })
-    this.connections.push(conn)
-    return conn
   }
 
-  private onVersion(version: ServerVersion): void {
-    if (version.major === 0) return // unsupported: reported through onClose
-    this.version = version
-    this.settleVersionWaiters(version)
+  private open(): Connection {
+    const conn = this.connect(
+      (version) => {
+        this.version = version
+        this.settleVersionWaiters(version)
+      },
+      (c, error) => this.onClose(c, error),
+    )
+    this.connections.push(conn)
+    return conn
   }
 
   private settleVersionWaiters(result: ServerVersion | SlotFailure): void {
@@ -154,21 +161,17 @@ export class ServerPool {
   /** Reconnects on the backoff schedule until a connection passes the version check. */
   private probe(): Effect.Effect<void> {
     const attempt = Effect.async<Connection, SlotFailure>((resume) => {
-      const conn = new Connection({
-        server: this.server,
-        dialTimeoutMillis: this.options.dialTimeoutMillis,
-        stallTimeoutMillis: this.options.timeoutMillis,
-        onVersion: (version) => {
-          if (version.major === 0) return
+      const conn = this.connect(
+        (version) => {
           this.version = version
           resume(Effect.succeed(conn))
         },
-        onClose: (_, error) => {
+        (_, error) => {
           if (error?._tag === "UnsupportedServerVersion") this.unsupported = error
           if (!conn.ready) resume(Effect.fail(error ?? new ConnectionError({ server: this.server, reason: "closed" })))
           else this.onClose(conn, error)
         },
-      })
+      )
       return Effect.sync(() => conn.close())
     })
     return attempt.pipe(

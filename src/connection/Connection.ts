@@ -21,7 +21,10 @@ export interface ConnectionOptions {
   readonly dialTimeoutMillis: number
   /** no reply at all for this long while requests are pending: the server is considered stuck */
   readonly stallTimeoutMillis: number
-  /** first reply of every connection: the version check (or its failure) */
+  /**
+   * The server passed the version check (the first reply of every connection). A failed check
+   * closes the connection with `UnsupportedServerVersion` instead.
+   */
   readonly onVersion: (version: ServerVersion) => void
   /** the connection is gone; `error` says why when it was not a graceful close */
   readonly onClose: (connection: Connection, error: SlotFailure | undefined) => void
@@ -210,7 +213,6 @@ export class Connection {
     const version = reply.code === "VERSION" ? parseServerVersion(reply.message ?? "") : undefined
     if (version === undefined || !supportsMetaProtocol(version)) {
       const text = version?.text ?? reply.message ?? reply.code
-      this.options.onVersion({ text, major: 0, minor: 0, patch: 0 })
       this.fail(new UnsupportedServerVersion({ server: this.options.server, version: text }))
       return
     }

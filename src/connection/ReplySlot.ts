@@ -45,12 +45,11 @@ export class SingleReplySlot<A, E> implements Slot {
 }
 
 /** A pipelined batch of quiet requests closed by `mn`: collects every reply until `MN`. */
-export class BatchSlot<E> implements Slot {
+export class BatchSlot implements Slot {
   abandoned = false
   private readonly replies: Array<Reply> = []
   constructor(
-    private readonly resume: Resume<ReadonlyArray<Reply>, E>,
-    private readonly recover: (error: SlotFailure) => Effect.Effect<ReadonlyArray<Reply>, E>,
+    private readonly resume: Resume<ReadonlyArray<Reply>, SlotFailure>,
     readonly deadline: number,
     readonly timeoutMillis: number,
   ) {}
@@ -58,7 +57,6 @@ export class BatchSlot<E> implements Slot {
   get key(): undefined {
     return undefined
   }
-
 
   onReply(reply: Reply): boolean {
     if (reply.code === "MN") {
@@ -75,7 +73,7 @@ export class BatchSlot<E> implements Slot {
   onFailure(error: SlotFailure): void {
     if (!this.abandoned) {
       this.abandoned = true
-      this.resume(this.recover(error))
+      this.resume(Exit.fail(error))
     }
   }
 }

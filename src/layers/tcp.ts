@@ -5,7 +5,7 @@
  * writes, all synchronously (DESIGN.md §3). An interrupted request keeps its slot, so its late
  * reply is read and dropped by the connection.
  */
-import { Effect, Exit, FiberSet, Schedule } from "effect"
+import { Effect, Exit, FiberSet, Schedule, type Scope } from "effect"
 import { Cluster } from "../cluster/Cluster.js"
 import type { HealthEvent } from "../cluster/ServerPool.js"
 import { Connection } from "../connection/Connection.js"
@@ -46,7 +46,7 @@ const failSoon = <A, E>(resume: (effect: Effect.Effect<A, E>) => void, error: E)
 const isConnectionError = (e: unknown): boolean =>
   typeof e === "object" && e !== null && (e as { readonly _tag?: unknown })._tag === "ConnectionError"
 
-export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, never, import("effect").Scope.Scope> =>
+export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, never, Scope.Scope> =>
   Effect.gen(function* () {
     const run = yield* FiberSet.makeRuntime<never, void, never>()
     const cluster = new Cluster(options.servers, options.pickServer, {
@@ -103,7 +103,7 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
         const now = Date.now()
         const conn = cluster.pool(server).pick(now)
         if (!(conn instanceof Connection)) return failSoon(resume, conn)
-        const slot = new BatchSlot<McError>(resume, Exit.fail, now + timeoutMillis, timeoutMillis)
+        const slot = new BatchSlot(resume, now + timeoutMillis, timeoutMillis)
         conn.send(encodeGetBatch(keys, opaques, flags), undefined, slot)
       })
 
