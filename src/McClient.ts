@@ -4,13 +4,13 @@
 import { Config, type ConfigError, Context, Duration, Effect, Layer, type Schema, type Scope } from "effect"
 import type { CodecOption } from "./Codec.js"
 import { makeKetamaRing, parseServerSpec } from "./cluster/Ketama.js"
-import type { McClientService } from "./client/Client.js"
+import type { McClientService, PartialItems } from "./client/Client.js"
 import { makeClient } from "./client/Client.js"
 import { gzip } from "./client/Compression.js"
 import { makeKeyEncoder } from "./client/Keys.js"
 import type { Transport } from "./client/Transport.js"
-import { NoServers } from "./Errors.js"
-import type { ItemInput } from "./Item.js"
+import { type DecodeError, type McError, NoServers } from "./Errors.js"
+import type { Item, ItemInput } from "./Item.js"
 import { makeMemoryTransport, type MemoryOptions } from "./layers/memory.js"
 import { defaultReconnect, defaultRetry, makeTcpTransport } from "./layers/tcp.js"
 import type {
@@ -23,10 +23,14 @@ import type {
   TimeoutOption,
 } from "./Options.js"
 
-export type { McClientService } from "./client/Client.js"
+export type { McClientService, PartialItems } from "./client/Client.js"
 
 const millis = (d: Duration.DurationInput | undefined, fallback: number) =>
   d === undefined ? fallback : Duration.toMillis(Duration.decode(d))
+
+/** A bare number is seconds, as memcached's TTLs are; a Duration is rounded up to whole seconds. */
+const seconds = (d: Duration.DurationInput | undefined, fallback: number) =>
+  d === undefined ? fallback : typeof d === "number" ? d : Math.ceil(Duration.toSeconds(Duration.decode(d)))
 
 const clientOver = (transport: Transport, options: Partial<McClientOptions>): McClientService =>
   makeClient(transport, {
@@ -48,11 +52,12 @@ export const make = (options: McClientOptions): Effect.Effect<McClientService, N
       servers: specs.map((s) => s.address),
       pickServer: options.pickServer ?? ring!.pick,
       dialTimeoutMillis: millis(options.dialTimeout, 200),
-      timeoutMillis: millis(options.timeout, 200),
+      stallTimeoutMillis: millis(options.stallTimeout, 1000),
       connMaxLifetimeMillis: millis(options.connMaxLifetime, 60_000),
       maxConnections: Math.max(1, options.maxIdleConnsPerAddr ?? 10),
       retry: options.retry ?? defaultRetry,
       reconnect: options.reconnect ?? defaultReconnect,
+      failoverTtlSeconds: seconds(options.failoverTtl, 30),
     })
     return clientOver(transport, options)
   })
@@ -101,8 +106,14 @@ export class McClient extends Context.Tag("effect-memcache/McClient")<McClient, 
 
   // Accessors: `yield* McClient.get(key)`.
   static readonly get = (key: string, options?: GetOptions) => Effect.flatMap(McClient, (mc) => mc.get(key, options))
-  static readonly getMulti = (keys: Iterable<string>, options?: GetMultiOptions) =>
-    Effect.flatMap(McClient, (mc) => mc.getMulti(keys, options))
+  static readonly getMulti: {
+    (
+      keys: Iterable<string>,
+      options: GetMultiOptions & { readonly partial: true },
+    ): Effect.Effect<PartialItems, McError | DecodeError, McClient>
+    (keys: Iterable<string>, options?: GetMultiOptions): Effect.Effect<ReadonlyMap<string, Item>, McError | DecodeError, McClient>
+  } = ((keys: Iterable<string>, options?: GetMultiOptions) =>
+    Effect.flatMap(McClient, (mc) => mc.getMulti(keys, options))) as typeof McClient.getMulti
   static readonly set = (item: ItemInput, options?: SetOptions) => Effect.flatMap(McClient, (mc) => mc.set(item, options))
   static readonly add = (item: ItemInput, options?: SetOptions) => Effect.flatMap(McClient, (mc) => mc.add(item, options))
   static readonly replace = (item: ItemInput, options?: SetOptions) =>

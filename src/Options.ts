@@ -18,6 +18,17 @@ export interface McClientOptions {
   readonly dialTimeout?: Duration.DurationInput | undefined
   /** per-operation deadline; a call's own `timeout` overrides it */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * How the client judges a server's health, apart from any caller's deadline: while requests are
+   * pending, some whole reply must arrive within this (trickled bytes do not count). A connection
+   * that goes without one is destroyed and its server marked down. Default 1 second.
+   */
+  readonly stallTimeout?: Duration.DurationInput | undefined
+  /**
+   * The TTL cap, in seconds, of writes that fail over to another server while their primary is
+   * down (a Duration or duration string also works). Default 30 seconds.
+   */
+  readonly failoverTtl?: Duration.DurationInput | undefined
   readonly connMaxLifetime?: Duration.DurationInput | undefined
   /** upper bound of connections per server (they open as load needs them) */
   readonly maxIdleConnsPerAddr?: number | undefined
@@ -48,6 +59,11 @@ export interface GetMultiOptions extends GetOptions {
    * lists every server.
    */
   readonly broadcast?: boolean | undefined
+  /**
+   * Answer `{ items, failed }` instead of failing: the hits, and each key that could not be read
+   * with its typed error. Without it, the first failure fails the call.
+   */
+  readonly partial?: boolean | undefined
 }
 
 export interface SetOptions {

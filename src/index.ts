@@ -1,5 +1,5 @@
 /** effect-memcache: a memcached client for Effect over the meta text protocol. */
-export { McClient, make, makeMemory, serversFromEnv, type McClientService } from "./McClient.js"
+export { McClient, make, makeMemory, serversFromEnv, type McClientService, type PartialItems } from "./McClient.js"
 export type { Item, ItemInput } from "./Item.js"
 export { valueText } from "./Item.js"
 export * from "./Errors.js"

@@ -8,7 +8,6 @@ import {
   BadIncrDec,
   ClientError,
   DecodeError,
-  NoServers,
   type CacheMiss,
   type CASConflict,
   type EncodeError,
@@ -31,7 +30,7 @@ import { runCodec } from "./Compression.js"
 import type { KeyEncoder } from "./Keys.js"
 import { makeNamespaces } from "./Namespaces.js"
 import { cacheMiss, casConflict, notStored, unexpected } from "./Replies.js"
-import type { Transport } from "./Transport.js"
+import { Hit, type Transport } from "./Transport.js"
 import { supportsAppendVivify } from "../connection/Version.js"
 import {
   COMPRESSED,
@@ -49,10 +48,13 @@ export interface ClientConfig {
 
 export interface McClientService {
   readonly get: (key: string, options?: GetOptions) => Effect.Effect<Item, CacheMiss | McError | DecodeError>
-  readonly getMulti: (
-    keys: Iterable<string>,
-    options?: GetMultiOptions,
-  ) => Effect.Effect<ReadonlyMap<string, Item>, McError>
+  readonly getMulti: {
+    (
+      keys: Iterable<string>,
+      options: GetMultiOptions & { readonly partial: true },
+    ): Effect.Effect<PartialItems, McError | DecodeError>
+    (keys: Iterable<string>, options?: GetMultiOptions): Effect.Effect<ReadonlyMap<string, Item>, McError | DecodeError>
+  }
   readonly set: (item: ItemInput, options?: SetOptions) => Effect.Effect<void, McError | ClientError>
   readonly add: (item: ItemInput, options?: SetOptions) => Effect.Effect<void, NotStored | McError>
   readonly replace: (item: ItemInput, options?: SetOptions) => Effect.Effect<void, NotStored | McError>
@@ -89,6 +91,12 @@ export interface McClientService {
     item: { readonly key: string; readonly value: A; readonly flags?: number | undefined },
     options?: SetOptions & CodecOption,
   ) => Effect.Effect<void, EncodeError | McError | ClientError>
+}
+
+/** `getMulti(keys, { partial: true })`: the hits, and the keys that could not be read. */
+export interface PartialItems {
+  readonly items: ReadonlyMap<string, Item>
+  readonly failed: ReadonlyMap<string, McError | DecodeError>
 }
 
 class ItemImpl implements Item {
@@ -254,105 +262,78 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     )
   }
 
-  const getMulti = (
-    keyList: Iterable<string>,
-    o?: GetMultiOptions,
-  ): Effect.Effect<ReadonlyMap<string, Item>, McError> =>
+  const getMulti = (keyList: Iterable<string>, o?: GetMultiOptions): Effect.Effect<ReadonlyMap<string, Item> | PartialItems, McError | DecodeError> =>
     Effect.suspend(() => {
       const all = Array.from(new Set(keyList))
       const timeoutMillis = timeoutOf(o?.timeout)
-      const broadcast = o?.broadcast === true
-      // One pipeline per server; the opaque token is the key's index (`k` double-checks text keys).
-      const batchFlags: GetFlags = { ...getFlags(o), k: !b, q: true }
-      const perServer = new Map<string, { readonly wires: Array<string>; readonly opaques: Array<string> }>()
-      const wires: Array<string> = new Array(all.length)
-      // Per key, the servers it was sent to, in pickServer's order (the first is preferred).
-      const askedOf: Array<ReadonlyArray<string>> = new Array(all.length)
-      for (let i = 0; i < all.length; i++) {
-        const key = all[i]!
+      const partial = o?.partial === true
+      const failed = new Map<string, McError | DecodeError>()
+      const routing: Array<string> = []
+      const wires: Array<string> = []
+      for (const key of all) {
         const wire = keys.encode(key)
-        if (typeof wire !== "string") return Effect.fail(wire)
-        wires[i] = wire
-        let asked: ReadonlyArray<string>
-        if (broadcast) {
-          asked = transport.serversFor(key)
-          if (asked.length === 0) return Effect.fail(new NoServers({ reason: "pickServer returned no server", key }))
-        } else {
-          const server = transport.serverFor(key)
-          if (typeof server !== "string") return Effect.fail(server)
-          asked = [server]
+        if (typeof wire !== "string") {
+          if (!partial) return Effect.fail(wire)
+          failed.set(key, wire)
+          continue
         }
-        askedOf[i] = asked
-        const opaque = i.toString(36)
-        for (const server of asked) {
-          let batch = perServer.get(server)
-          if (batch === undefined) perServer.set(server, (batch = { wires: [], opaques: [] }))
-          batch.wires.push(wire)
-          batch.opaques.push(opaque)
-        }
+        routing.push(key)
+        wires.push(wire)
       }
-      return Effect.forEach(
-        perServer,
-        ([server, batch]) =>
-          transport.batch(server, batch.wires, batch.opaques, batchFlags, timeoutMillis).pipe(
-            Effect.map((replies) => ({ server, replies })),
-            // A failed server contributes nothing; the others' answers still count.
-            Effect.catchAll((error) =>
-              Effect.as(Effect.logWarning(`memcache: getMulti: ${server} failed: ${error.message}`), {
-                server,
-                replies: [] as ReadonlyArray<Reply>,
-              }),
-            ),
-          ),
-        { concurrency: "unbounded" },
-      ).pipe(
-        Effect.flatMap((results) => {
-          // Per key, the accepted reply from the most preferred server that answered.
-          const chosen: Array<{ reply: Reply; server: string; rank: number } | undefined> = new Array(all.length)
-          for (const { server, replies } of results) {
-            for (const reply of replies) {
-              if (reply.code !== "VA" || reply.opaque === undefined) continue
-              const index = Number.parseInt(reply.opaque, 36)
-              const asked = askedOf[index]
-              // Accept a reply only from a server this key was sent to (servers pickServer lists
-              // for it) and, for text keys, only under the key we sent. Binary keys are matched by
-              // the opaque token alone: memcached 1.6.18 returns the raw key bytes (not base64) for
-              // items that append or incr rewrote, and those bytes may hold spaces or CR/LF.
-              const rank = asked === undefined ? -1 : asked.indexOf(server)
-              if (rank < 0 || (!b && reply.key !== wires[index])) continue
-              const previous = chosen[index]
-              if (previous === undefined || rank < previous.rank) chosen[index] = { reply, server, rank }
+      const answer = (found: ReadonlyMap<string, Item>) => (partial ? { items: found, failed } : found)
+      return Effect.flatMap(
+        transport.getMany(routing, wires, getFlags(o), { timeoutMillis, broadcast: o?.broadcast === true }),
+        (outcomes) => {
+          const found = new Map<string, Item>()
+          const later: Array<Hit> = []
+          const laterKeys: Array<string> = []
+          for (let i = 0; i < outcomes.length; i++) {
+            const outcome = outcomes[i]
+            if (outcome === undefined) continue
+            const key = routing[i]!
+            if (!(outcome instanceof Hit)) {
+              if (!partial) return Effect.fail(outcome)
+              failed.set(key, outcome)
+            } else if (((outcome.reply.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) {
+              found.set(key, makeItem(key, outcome.reply, outcome.reply.value!, 0))
+            } else {
+              later.push(outcome)
+              laterKeys.push(key)
             }
           }
-          const found = new Map<string, Item>()
-          const later: Array<[string, Reply, string]> = []
-          for (let i = 0; i < all.length; i++) {
-            const c = chosen[i]
-            if (c === undefined) continue
-            const key = all[i]!
-            if (((c.reply.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) found.set(key, makeItem(key, c.reply, c.reply.value!, 0))
-            else later.push([key, c.reply, c.server])
-          }
-          if (later.length === 0) return Effect.succeed(found as ReadonlyMap<string, Item>)
-          return ns.versionsFor(later.map(([, reply]) => reply), timeoutMillis).pipe(
+          if (later.length === 0) return Effect.succeed(answer(found))
+          // Namespaced or compressed items: one namespace lookup for the batch, then per item.
+          const failAll = (error: McError | DecodeError) =>
+            Effect.sync(() => {
+              for (const key of laterKeys) failed.set(key, error)
+            })
+          return ns.versionsFor(later.map((hit) => hit.reply), timeoutMillis).pipe(
             Effect.flatMap((known) =>
-              Effect.forEach(later, ([key, reply, server]) =>
-                finishItem(key, reply, server, timeoutMillis, known).pipe(
-                  Effect.tap((item) => found.set(key, item)),
-                  Effect.catchAll((error) =>
-                    error._tag === "CacheMiss" || error._tag === "DecodeError"
-                      ? Effect.void
-                      : Effect.fail(error),
-                  ),
+              Effect.forEach(later, (hit, j) =>
+                finishItem(laterKeys[j]!, hit.reply, hit.server, timeoutMillis, known).pipe(
+                  Effect.match({
+                    // A namespace purge makes the item a miss; other failures stay failures.
+                    onFailure: (error) => (error._tag === "CacheMiss" ? undefined : error),
+                    onSuccess: (item) => {
+                      found.set(laterKeys[j]!, item)
+                      return undefined
+                    },
+                  }),
+                  Effect.flatMap((error) => {
+                    if (error === undefined) return Effect.void
+                    if (!partial) return Effect.fail(error)
+                    failed.set(laterKeys[j]!, error)
+                    return Effect.void
+                  }),
                 ),
               ),
             ),
-            Effect.as(found as ReadonlyMap<string, Item>),
+            (self) => (partial ? Effect.catchAll(self, failAll) : self),
+            Effect.as(answer(found)),
           )
-        }),
+        },
       )
     })
-
 
   /** One `ms`. Absent flags are `undefined` (not written), so the flags are one plain object. */
   const sendStore = (
@@ -547,7 +528,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
   const store = storeWith<never>("S", false)
   return {
     get,
-    getMulti,
+    getMulti: getMulti as McClientService["getMulti"],
     set: store,
     add: storeWith<NotStored>("E", false),
     replace: storeWith<NotStored>("R", false),

@@ -16,6 +16,17 @@ export interface RequestOptions {
   readonly key: string
 }
 
+/** A key's outcome in `getMany`. */
+export type ManyOutcome = Hit | McError | undefined
+
+/** A key's value, and the server it came from. */
+export class Hit {
+  constructor(
+    readonly reply: Reply,
+    readonly server: string,
+  ) {}
+}
+
 export interface Transport {
   /**
    * Sends one request to the server that owns `routingKey` and decodes its reply in the socket's
@@ -29,22 +40,19 @@ export interface Transport {
     decode: (reply: Reply, server: string, key: string) => Effect.Effect<A, E | McError>,
     options: RequestOptions,
   ) => Effect.Effect<A, E | McError>
-  /** The server a key is sent to now: pickServer's first healthy choice. */
-  readonly serverFor: (routingKey: string) => string | McError
-  /** Every server pickServer lists for a key, primary first. */
-  readonly serversFor: (routingKey: string) => ReadonlyArray<string>
   /**
-   * A pipelined multi-get on one server: `mg <key> <flags> O<opaque>` per key (the flags include
-   * `q`), closed by `mn`. Succeeds with every reply that came back before `MN`: quiet gets answer
-   * only hits (and errors).
+   * A multi-get, pipelined per server: `mg <key> <flags> q O<opaque>` per key. The i-th entry of
+   * the answer is key i's hit, `undefined` for a miss, or the typed error that kept the key from
+   * being read. It never fails as a whole, and never reports a failure as a miss.
+   * With `broadcast`, each key goes to every server `pickServer` lists for it, and the most
+   * preferred server's hit wins; otherwise to the first healthy one.
    */
-  readonly batch: (
-    server: string,
-    keys: ReadonlyArray<string>,
-    opaques: ReadonlyArray<string>,
+  readonly getMany: (
+    routingKeys: ReadonlyArray<string>,
+    wires: ReadonlyArray<string>,
     flags: GetFlags,
-    timeoutMillis: number,
-  ) => Effect.Effect<ReadonlyArray<Reply>, McError>
+    options: { readonly timeoutMillis: number; readonly broadcast: boolean },
+  ) => Effect.Effect<ReadonlyArray<ManyOutcome>>
   /** The version of the server that owns `routingKey`. */
   readonly version: (routingKey: string) => Effect.Effect<ServerVersion, McError>
 }

@@ -1,19 +1,23 @@
 /**
  * The connections to one server, and that server's health.
  *
- * Requests pick a held connection synchronously (no per-operation checkout). A server whose dial
- * fails, or whose connection stalls, is marked down: requests skip it at once, and a background
- * probe reconnects on a backoff `Schedule`, marking it up again on success.
+ * Requests pick a held connection synchronously (no per-operation checkout). A server whose
+ * connections cannot be opened, or that stalls, is marked down: requests skip it at once, and a
+ * background probe reconnects on a backoff `Schedule`, marking it up again on success.
+ *
+ * Connections live in one set (`all`, every open one, draining included); `active` is the subset
+ * that takes new requests. Closing and marking down iterate over a snapshot of `all`, and a
+ * connection leaves both when it reports its close, so every connection is closed exactly once.
  */
 import { Effect, type Schedule } from "effect"
-import { Connection } from "../connection/Connection.js"
+import { Connection, type ServerVerdict } from "../connection/Connection.js"
 import type { SlotFailure } from "../connection/Slot.js"
 import type { ServerVersion } from "../connection/Version.js"
-import { ConnectionError, UnsupportedServerVersion } from "../Errors.js"
+import { ConnectionError, type UnsupportedServerVersion, withoutStack } from "../Errors.js"
 
 export interface ServerPoolOptions {
   readonly dialTimeoutMillis: number
-  readonly timeoutMillis: number
+  readonly stallTimeoutMillis: number
   readonly connMaxLifetimeMillis: number
   readonly maxConnections: number
   /** delays between probes of a server marked down */
@@ -21,6 +25,13 @@ export interface ServerPoolOptions {
   /** runs a background fiber in the client's scope */
   readonly fork: (effect: Effect.Effect<void>) => void
   readonly onHealth: (event: HealthEvent) => void
+  /**
+   * Runs on a probe's connection before a server marked down takes traffic again (the cluster
+   * repairs what failover left behind); a failure keeps the server down. It runs again as long as
+   * `needsRepair` says so: writes keep failing over while it runs.
+   */
+  readonly repair: (server: string, connection: Connection) => Effect.Effect<void, SlotFailure>
+  readonly needsRepair: (server: string) => boolean
 }
 
 export type HealthEvent =
@@ -38,16 +49,22 @@ const describe = (error: SlotFailure): string => {
   }
 }
 
-// A connection with this many requests in flight makes the pool open another one (up to the max).
-const GROW_AT_IN_FLIGHT = 256
+// A connection with this much load (requests in flight, a batch counting its keys) makes the pool
+// open another one, up to the max.
+const GROW_AT_LOAD = 256
+// After the server refused an extra connection (e.g. memcached at its -c limit) while others
+// work, the pool does not try to grow for this long.
+const GROWTH_PAUSE_MILLIS = 1000
 
 export class ServerPool {
   version: ServerVersion | undefined = undefined
   /** set while the server is marked down: the error requests fail with */
   downError: ConnectionError | undefined = undefined
   unsupported: UnsupportedServerVersion | undefined = undefined
-  private connections: Array<Connection> = []
+  private readonly all = new Set<Connection>()
+  private readonly active: Array<Connection> = []
   private closed = false
+  private growthPausedUntil = 0
   // Completes callers waiting for the server's version (see `whenVersion`).
   private versionWaiters: Array<(version: ServerVersion | SlotFailure) => void> = []
 
@@ -56,26 +73,33 @@ export class ServerPool {
     private readonly options: ServerPoolOptions,
   ) {}
 
+  /** Open connections (draining and probing ones included). */
+  get connections(): number {
+    return this.all.size
+  }
+
   /** A connection to send on, or the reason there is none. Never blocks. */
   pick(now: number): Connection | ConnectionError | UnsupportedServerVersion {
     if (this.unsupported !== undefined) return this.unsupported
     if (this.downError !== undefined) return this.downError
-    if (this.closed) return new ConnectionError({ server: this.server, reason: "client closed" })
-    const conns = this.connections
+    if (this.closed) return withoutStack(() => new ConnectionError({ server: this.server, reason: "client closed" }))
+    const conns = this.active
     let best: Connection | undefined
     for (let i = 0; i < conns.length; i++) {
       const c = conns[i]!
       if (now - c.createdAt > this.options.connMaxLifetimeMillis && c.ready) {
         // Rotation: the old connection finishes its in-flight requests, new ones go elsewhere.
-        c.drain()
+        // Out of `active` first: draining an idle connection closes it at once.
         conns.splice(i--, 1)
+        c.drain()
         continue
       }
-      if (best === undefined || c.inFlight < best.inFlight) best = c
+      if (best === undefined || c.load < best.load) best = c
     }
-    if (best === undefined || (best.inFlight >= GROW_AT_IN_FLIGHT && conns.length < this.options.maxConnections)) {
-      const fresh = this.open()
-      if (best === undefined) return fresh
+    if (best === undefined) return this.open()
+    if (best.load >= GROW_AT_LOAD && conns.length < this.options.maxConnections && now >= this.growthPausedUntil) {
+      // The fresh connection takes requests once it is the least loaded.
+      this.open()
     }
     return best
   }
@@ -96,34 +120,47 @@ export class ServerPool {
     })
   }
 
+  /** Closes every connection; requests in flight fail with `ConnectionError`. */
   close(): void {
     this.closed = true
-    for (const c of this.connections) c.close()
-    this.connections = []
+    this.closeAll()
+    this.settleVersionWaiters(withoutStack(() => new ConnectionError({ server: this.server, reason: "client closed" })))
+  }
+
+  private closeAll(): void {
+    this.active.length = 0
+    for (const c of Array.from(this.all)) c.close()
   }
 
   private connect(
-    onVersion: (version: ServerVersion) => void,
-    onClose: (connection: Connection, error: SlotFailure | undefined) => void,
+    onVersion: (conn: Connection, version: ServerVersion) => void,
+    onClose: (conn: Connection, error: SlotFailure | undefined, verdict: ServerVerdict) => void,
   ): Connection {
-    return new Connection({
+    const conn: Connection = new Connection({
       server: this.server,
       dialTimeoutMillis: this.options.dialTimeoutMillis,
-      stallTimeoutMillis: this.options.timeoutMillis,
-      onVersion,
-      onClose,
+      stallTimeoutMillis: this.options.stallTimeoutMillis,
+      onVersion: (version) => {
+        this.version = version
+        onVersion(conn, version)
+      },
+      onClose: (c, error, verdict) => {
+        this.all.delete(c)
+        const i = this.active.indexOf(c)
+        if (i >= 0) this.active.splice(i, 1)
+        onClose(c, error, verdict)
+      },
     })
+    this.all.add(conn)
+    return conn
   }
 
   private open(): Connection {
     const conn = this.connect(
-      (version) => {
-        this.version = version
-        this.settleVersionWaiters(version)
-      },
-      (c, error) => this.onClose(c, error),
+      (_, version) => this.settleVersionWaiters(version),
+      (c, error, verdict) => this.onClose(c, error, verdict),
     )
-    this.connections.push(conn)
+    this.active.push(conn)
     return conn
   }
 
@@ -133,59 +170,77 @@ export class ServerPool {
     for (const w of waiters) w(result)
   }
 
-  private onClose(conn: Connection, error: SlotFailure | undefined): void {
-    const i = this.connections.indexOf(conn)
-    if (i >= 0) this.connections.splice(i, 1)
+  private onClose(conn: Connection, error: SlotFailure | undefined, verdict: ServerVerdict): void {
     if (error === undefined || this.closed) return
     if (error._tag === "UnsupportedServerVersion") {
       this.unsupported = error
+      this.closeAll()
       this.settleVersionWaiters(error)
       return
     }
-    this.settleVersionWaiters(error)
-    // A dial that failed, or a server that went silent, takes the server out of rotation.
-    // A ready connection that dropped (a restart, an idle close) is simply replaced on next use.
-    if (!conn.ready || error._tag === "Timeout") this.markDown(error)
+    if (!conn.ready) this.settleVersionWaiters(error)
+    if (verdict === "stalled") return this.markDown(error)
+    if (verdict === "unreachable") {
+      // An extra connection refused while others work (memcached at its connection limit) says
+      // the pool is big enough, not that the server is down.
+      if (this.active.some((c) => c.ready)) this.growthPausedUntil = Date.now() + GROWTH_PAUSE_MILLIS
+      else this.markDown(error)
+    }
+    // A ready connection that dropped (a restart, an idle close, a desync) is replaced on next use.
   }
 
   private markDown(error: SlotFailure): void {
     if (this.downError !== undefined) return
     const reason = describe(error)
-    this.downError = new ConnectionError({ server: this.server, reason: `server marked down (${reason})` })
-    for (const c of this.connections) c.close()
-    this.connections = []
+    this.downError = withoutStack(() => new ConnectionError({ server: this.server, reason: `server marked down (${reason})` }))
+    this.closeAll()
     this.options.onHealth({ _tag: "ServerDown", server: this.server, error, reason })
     this.options.fork(this.probe())
   }
 
-  /** Reconnects on the backoff schedule until a connection passes the version check. */
+  /**
+   * Reconnects on the backoff schedule until a connection passes the version check and the
+   * cluster's repairs (`beforeUp`), then puts the server back into rotation.
+   */
   private probe(): Effect.Effect<void> {
-    const attempt = Effect.async<Connection, SlotFailure>((resume) => {
+    const connected = Effect.async<Connection, SlotFailure>((resume) => {
       const conn = this.connect(
-        (version) => {
-          this.version = version
-          resume(Effect.succeed(conn))
-        },
-        (_, error) => {
-          if (error?._tag === "UnsupportedServerVersion") this.unsupported = error
-          if (!conn.ready) resume(Effect.fail(error ?? new ConnectionError({ server: this.server, reason: "closed" })))
-          else this.onClose(conn, error)
+        () => resume(Effect.succeed(conn)),
+        (c, error, verdict) => {
+          if (!c.ready) resume(Effect.fail(error ?? new ConnectionError({ server: this.server, reason: "closed" })))
+          else if (this.downError === undefined) this.onClose(c, error, verdict)
         },
       )
       return Effect.sync(() => conn.close())
     })
-    return attempt.pipe(
-      Effect.retry({ schedule: this.options.backoff, while: (e) => e._tag !== "UnsupportedServerVersion" }),
-      Effect.matchEffect({
-        onFailure: () => Effect.void,
-        onSuccess: (conn) =>
-          Effect.sync(() => {
-            if (this.closed) return conn.close()
-            this.connections.push(conn)
-            this.downError = undefined
-            this.options.onHealth({ _tag: "ServerUp", server: this.server })
-          }),
-      }),
+    // The last check for repairs and the return to rotation happen in one synchronous step, so
+    // no write can fail over in between.
+    const repairThenUp = (conn: Connection): Effect.Effect<void, SlotFailure> =>
+      Effect.suspend(() => {
+        if (this.options.needsRepair(this.server)) {
+          return Effect.zipRight(this.options.repair(this.server, conn), repairThenUp(conn))
+        }
+        if (conn.closed) return Effect.fail(new ConnectionError({ server: this.server, reason: "probe connection closed" }))
+        if (this.closed) conn.close()
+        else this.markUp(conn)
+        return Effect.void
+      })
+    const attempt = Effect.flatMap(connected, (conn) =>
+      repairThenUp(conn).pipe(Effect.onError(() => Effect.sync(() => conn.close()))),
     )
+    return attempt.pipe(
+      Effect.retry({ schedule: this.options.backoff, while: (e) => e._tag !== "UnsupportedServerVersion" && !this.closed }),
+      Effect.catchAll((error) =>
+        Effect.sync(() => {
+          if (error._tag === "UnsupportedServerVersion" && !this.closed) this.unsupported = error
+        }),
+      ),
+    )
+  }
+
+  private markUp(conn: Connection): void {
+    this.active.push(conn)
+    this.downError = undefined
+    this.options.onHealth({ _tag: "ServerUp", server: this.server })
   }
 }

@@ -5,30 +5,56 @@
  * - `send` queues the slot and the bytes in one synchronous step, so concurrent callers can never
  *   interleave a request and its slot;
  * - writes are coalesced per tick (one `socket.write` per tick);
- * - one deadline timer per connection, not per operation;
- * - on a socket error, a corrupt reply or an unresponsive server, every pending slot fails with a
- *   typed error and the socket is destroyed: a pipeline that lost sync is never reused.
+ * - one deadline timer per connection, not per operation.
+ *
+ * Integrity: every request carries an opaque token (` O<n>`, n counting up per connection), and
+ * its slot checks that the reply echoes it and that the reply's code can answer the request. The
+ * first reply that does not fit destroys the connection: a pipeline that lost sync is never
+ * reused, and its pending requests fail with `CorruptResponse`.
+ *
+ * Life cycle, one way: connecting → ready → (draining →) closed. `fail` is the only way to
+ * closed, and it runs once: it clears both timers, destroys the socket, drops buffered bytes,
+ * fails every pending slot, and tells the pool once.
+ *
+ * Health: a caller's deadline only fails that caller. The server is judged by `stallTimeout`:
+ * while requests are pending, some whole reply must arrive within it. Trickled bytes are not
+ * progress.
  */
 import * as net from "node:net"
-import { ConnectionError, CorruptResponse, Timeout, UnsupportedServerVersion } from "../Errors.js"
+import { ConnectionError, CorruptResponse, Timeout, UnsupportedServerVersion, withoutStack } from "../Errors.js"
 import { type Reply, ReplyParser } from "../protocol/Reply.js"
-import type { Slot, SlotFailure } from "./Slot.js"
+import { encodeGetBatch, type GetFlags } from "../protocol/Request.js"
+import type { BatchSlot, SingleReplySlot } from "./ReplySlot.js"
+import { DESYNC, DONE, type Slot, type SlotFailure } from "./Slot.js"
 import { parseServerVersion, type ServerVersion, supportsMetaProtocol } from "./Version.js"
 
 export interface ConnectionOptions {
   /** "host:port" or a unix socket path */
   readonly server: string
   readonly dialTimeoutMillis: number
-  /** no reply at all for this long while requests are pending: the server is considered stuck */
+  /** no whole reply for this long while requests are pending: the server is considered stuck */
   readonly stallTimeoutMillis: number
   /**
    * The server passed the version check (the first reply of every connection). A failed check
    * closes the connection with `UnsupportedServerVersion` instead.
    */
   readonly onVersion: (version: ServerVersion) => void
-  /** the connection is gone; `error` says why when it was not a graceful close */
-  readonly onClose: (connection: Connection, error: SlotFailure | undefined) => void
+  /**
+   * The connection is gone; `error` says why when it was not a graceful close, and `verdict` what
+   * it says about the server, if anything.
+   */
+  readonly onClose: (connection: Connection, error: SlotFailure | undefined, verdict: ServerVerdict) => void
 }
+
+/**
+ * What a closed connection says about its server:
+ * - "unreachable": it could not be connected, or the server refused or failed the handshake;
+ * - "stalled": the server stopped answering;
+ * - undefined: nothing (a graceful close, a dropped or desynchronised connection).
+ */
+export type ServerVerdict = "unreachable" | "stalled" | undefined
+
+export type ConnectionState = "connecting" | "ready" | "draining" | "closed"
 
 const connectOptions = (server: string): net.NetConnectOpts => {
   if (server.startsWith("/")) return { path: server }
@@ -52,18 +78,30 @@ const afterPendingIO = (f: () => void): void => {
   setImmediate(f)
 }
 
+// setTimeout's largest delay; longer ones fire at once. A far deadline is checked again then.
+const MAX_TIMER_DELAY = 2 ** 31 - 1
+// A value block being received for a caller that stopped waiting is skipped, not buffered, once
+// this much of it has arrived.
+const DISCARD_ABANDONED_VALUE_AT = 64 * 1024
+
+/** Infrastructure errors are built without a stack: a captured stack keeps its frames' objects (the connection) alive. */
+const connectionError = (server: string, reason: string, key?: string) =>
+  withoutStack(() => new ConnectionError({ server, reason, key }))
+
 export class Connection {
   readonly createdAt = Date.now()
-  /** set once connected and the version check passed */
-  ready = false
-  closed = false
-  /** no new requests are sent; closes once the in-flight ones are answered */
-  draining = false
+  private stateNow: ConnectionState = "connecting"
   private readonly socket: net.Socket
   private readonly parser: ReplyParser
   // FIFO of slots awaiting replies: `queue[head]` gets the next reply.
   private queue: Array<Slot | undefined> = []
   private head = 0
+  // Sum of the pending slots' weights (a batch counts its keys).
+  private pendingWeight = 0
+  // The opaque token of the next request.
+  private nextOpaque = 1
+  // Replies dispatched so far; the data handler compares it to see whether a chunk completed any.
+  private replies = 0
   // Coalesced output for this tick: strings accumulate in `outText`; value blocks force a chunk.
   private outText = ""
   private outChunks: Array<string | Uint8Array> = []
@@ -75,7 +113,7 @@ export class Connection {
   private timerDue = 0
   private timerFiredAt = 0
   private timerLate = 0
-  // Last time the server showed life while requests were pending.
+  // Last time a whole reply arrived, or the queue became non-empty.
   private lastProgress = Date.now()
   private dialTimer: NodeJS.Timeout | undefined
 
@@ -87,7 +125,7 @@ export class Connection {
       () =>
         afterPendingIO(() => {
           if (this.socket.connecting) {
-            this.fail(new ConnectionError({ server: options.server, reason: `dial timeout after ${options.dialTimeoutMillis} ms` }))
+            this.fail(connectionError(options.server, `dial timeout after ${options.dialTimeoutMillis} ms`), "unreachable")
           }
         }),
       options.dialTimeoutMillis,
@@ -97,76 +135,121 @@ export class Connection {
       this.dialTimer = undefined
       this.lastProgress = Date.now()
     })
-    this.socket.on("data", (chunk: Buffer) => {
-      this.lastProgress = Date.now()
-      const error = this.parser.push(chunk)
-      if (error !== undefined) this.fail(new CorruptResponse({ server: options.server, reason: error.reason }))
-    })
-    this.socket.on("error", (cause) =>
-      this.fail(new ConnectionError({ server: options.server, reason: cause.message, cause })),
+    this.socket.on("data", this.onData)
+    // Socket errors carry no `cause`: node's error objects hold the socket.
+    this.socket.on("error", (cause) => this.fail(connectionError(options.server, cause.message), this.unreachable()))
+    this.socket.on("close", () =>
+      this.fail(connectionError(options.server, "connection closed by the server"), this.unreachable()),
     )
-    this.socket.on("close", () => this.fail(new ConnectionError({ server: options.server, reason: "connection closed" })))
     // The version check rides the pipeline: requests sent before its answer queue behind it.
-    this.send("version\r\n", undefined, {
+    const versionTimeout = options.dialTimeoutMillis + options.stallTimeoutMillis
+    this.enqueue({
       onReply: (reply) => {
         this.onVersionReply(reply)
-        return true
+        return DONE
       },
       onFailure: () => {},
-      deadline: Date.now() + options.dialTimeoutMillis + options.stallTimeoutMillis,
-      timeoutMillis: options.dialTimeoutMillis + options.stallTimeoutMillis,
+      deadline: Date.now() + versionTimeout,
+      timeoutMillis: versionTimeout,
       key: undefined,
+      weight: 1,
       abandoned: false,
     })
+    this.write("version\r\n")
   }
 
   get server(): string {
     return this.options.server
   }
 
-  /** Requests awaiting replies. */
-  get inFlight(): number {
-    return this.queue.length - this.head
+  get state(): ConnectionState {
+    return this.stateNow
+  }
+
+  /** Connected, and the version check passed. */
+  get ready(): boolean {
+    return this.stateNow === "ready" || this.stateNow === "draining"
+  }
+
+  get closed(): boolean {
+    return this.stateNow === "closed"
+  }
+
+  /** Requests awaiting replies, weighted (a batch counts its keys). */
+  get load(): number {
+    return this.pendingWeight
   }
 
   /**
-   * Queues a request and its slot in one step. `value` is the data block of an `ms`; the caller
-   * has put the request line in `header`.
+   * Queues one request and its slot in one step. `line` is the request line without its end (the
+   * connection adds the opaque token); `value` is the data block of an `ms`.
    */
-  send(header: string, value: Uint8Array | undefined, slot: Slot): void {
-    if (this.closed) {
-      slot.onFailure(new ConnectionError({ server: this.options.server, reason: "connection closed", key: slot.key }))
+  send<A, E>(line: string, value: Uint8Array | undefined, slot: SingleReplySlot<A, E>): void {
+    if (this.stateNow === "closed") {
+      slot.onFailure(connectionError(this.options.server, "connection closed", slot.key))
       return
     }
-    if (this.head === this.queue.length) this.lastProgress = Date.now()
-    this.queue.push(slot)
+    const opaque = String(this.nextOpaque++)
+    slot.opaque = opaque
+    this.enqueue(slot)
+    const header = line + " O" + opaque + "\r\n"
     if (value === undefined) {
-      this.outText += header
+      this.write(header)
     } else {
       this.outChunks.push(this.outText + header, value)
-      this.outText = "\r\n"
+      this.outText = ""
+      this.write("\r\n")
     }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true
-      process.nextTick(this.flush)
+  }
+
+  /** Queues a batch of gets (`encodeGetBatch`) and its slot in one step. */
+  sendBatch(quietFlags: GetFlags, endFlags: GetFlags, slot: BatchSlot): void {
+    if (this.stateNow === "closed") {
+      slot.onFailure(connectionError(this.options.server, "connection closed"))
+      return
     }
-    if (slot.deadline < this.timerAt) this.armTimer(slot.deadline)
+    slot.firstOpaque = this.nextOpaque
+    this.nextOpaque += slot.keys.length + 1
+    this.enqueue(slot)
+    this.write(encodeGetBatch(slot.keys, quietFlags, endFlags, slot.firstOpaque))
   }
 
   /** Stops taking requests and closes once the in-flight ones are answered. */
   drain(): void {
-    this.draining = true
-    if (this.inFlight === 0) this.close()
+    if (this.stateNow === "closed") return
+    this.stateNow = "draining"
+    if (this.head === this.queue.length) this.close()
   }
 
   /** Closes now; pending slots fail with `ConnectionError`. */
   close(): void {
-    this.fail(undefined)
+    this.fail(undefined, undefined)
+  }
+
+  /** A failure before the version check passed means the server could not be used at all. */
+  private unreachable(): ServerVerdict {
+    return this.ready ? undefined : "unreachable"
+  }
+
+  private enqueue(slot: Slot): void {
+    if (this.head === this.queue.length) this.lastProgress = Date.now()
+    this.queue.push(slot)
+    this.pendingWeight += slot.weight
+    const due = Math.min(slot.deadline, this.lastProgress + this.options.stallTimeoutMillis)
+    if (due < this.timerAt) this.armTimer(due)
+  }
+
+  private write(text: string): void {
+    this.outText += text
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      process.nextTick(this.flush)
+    }
   }
 
   private readonly flush = (): void => {
     this.flushScheduled = false
-    if (this.closed) return
+    if (this.stateNow === "closed") return
     if (this.outChunks.length === 0) {
       this.socket.write(this.outText)
     } else {
@@ -190,33 +273,66 @@ export class Connection {
     this.outText = ""
   }
 
-  private dispatch(reply: Reply): void {
-    if (this.closed) return
-    const slot = this.queue[this.head]
-    if (slot === undefined) {
-      this.fail(new CorruptResponse({ server: this.options.server, reason: `unexpected ${reply.code} with no request pending` }))
+  private readonly onData = (chunk: Buffer): void => {
+    const before = this.replies
+    const error = this.parser.push(chunk)
+    if (error !== undefined) {
+      this.fail(withoutStack(() => new CorruptResponse({ server: this.options.server, reason: error.reason })), undefined)
+    }
+    if (this.stateNow === "closed") {
+      this.parser.clear()
       return
     }
-    if (!slot.onReply(reply)) return
+    if (this.replies !== before) this.lastProgress = Date.now()
+    if (this.parser.bufferedValueBytes >= DISCARD_ABANDONED_VALUE_AT && this.queue[this.head]?.abandoned === true) {
+      this.parser.discardValue()
+    }
+  }
+
+  private dispatch(reply: Reply): void {
+    if (this.stateNow === "closed") return
+    this.replies++
+    if (reply.code === "ERROR") {
+      // The server did not understand the stream (or refused the connection: "ERROR Too many
+      // open connections"); what it skipped is unknown, so the pipeline cannot continue.
+      this.fail(connectionError(this.options.server, `server answered ${JSON.stringify(reply.message)}`), this.unreachable())
+      return
+    }
+    const slot = this.queue[this.head]
+    if (slot === undefined) {
+      this.desync(`unexpected ${reply.code} with no request pending`)
+      return
+    }
+    const fit = slot.onReply(reply)
+    if (fit === DESYNC) {
+      this.desync(`${reply.code}${reply.opaque === undefined ? "" : ` O${reply.opaque}`} does not answer the pending request`)
+      return
+    }
+    if (fit !== DONE) return
+    this.pendingWeight -= slot.weight
     this.queue[this.head++] = undefined
     if (this.head === this.queue.length) {
       this.queue.length = 0
       this.head = 0
-      if (this.draining) this.close()
+      if (this.stateNow === "draining") this.close()
     } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
       this.queue = this.queue.slice(this.head)
       this.head = 0
     }
   }
 
+  private desync(reason: string): void {
+    this.fail(withoutStack(() => new CorruptResponse({ server: this.options.server, reason: `desync: ${reason}` })), undefined)
+  }
+
   private onVersionReply(reply: Reply): void {
     const version = reply.code === "VERSION" ? parseServerVersion(reply.message ?? "") : undefined
     if (version === undefined || !supportsMetaProtocol(version)) {
       const text = version?.text ?? reply.message ?? reply.code
-      this.fail(new UnsupportedServerVersion({ server: this.options.server, version: text }))
+      this.fail(withoutStack(() => new UnsupportedServerVersion({ server: this.options.server, version: text })), "unreachable")
       return
     }
-    this.ready = true
+    if (this.stateNow === "connecting") this.stateNow = "ready"
     this.options.onVersion(version)
   }
 
@@ -225,7 +341,7 @@ export class Connection {
     const now = Date.now()
     this.timerAt = at
     this.timerDue = Math.max(at, now)
-    this.timer = setTimeout(this.onTimerFired, Math.max(0, at - now))
+    this.timer = setTimeout(this.onTimerFired, Math.min(MAX_TIMER_DELAY, Math.max(0, at - now)))
     this.timer.unref()
   }
 
@@ -234,22 +350,23 @@ export class Connection {
     this.timer = undefined
     this.timerAt = Number.POSITIVE_INFINITY
     this.timerFiredAt = Date.now()
-    this.timerLate = this.timerFiredAt - this.timerDue
+    this.timerLate = Math.max(0, this.timerFiredAt - this.timerDue)
     afterPendingIO(this.onTimer)
   }
 
   private readonly onTimer = (): void => {
-    if (this.closed) return
+    if (this.stateNow === "closed") return
     // As of the poll that followed the timer: a reply that came later, while this process was
     // busy with other callbacks, is not late (it waits in the kernel for the next poll). A
     // deadline that falls in between is checked again by the next timer.
     const now = this.timerFiredAt
     const stall = this.options.stallTimeoutMillis
+    const pending = this.head < this.queue.length
     let stallCheckAt = this.lastProgress + stall
-    if (this.inFlight > 0 && now >= stallCheckAt) {
+    if (pending && now >= stallCheckAt) {
       if (this.timerLate <= Math.max(10, stall / 10)) {
-        // Nothing came back for a whole timeout: the server (or the path to it) is stuck.
-        this.fail("stall")
+        // No whole reply for a stall window: the server (or the path to it) is stuck.
+        this.fail(connectionError(this.options.server, `server stalled: no reply for ${stall} ms`), "stalled")
         return
       }
       // The timer fired late: this process was not running when the time was up (a GC pause, a
@@ -263,42 +380,40 @@ export class Connection {
       if (slot.abandoned) continue
       if (slot.deadline <= now) {
         // The slot keeps its place: its late reply is read and dropped.
-        slot.onFailure(new Timeout({ server: this.options.server, timeoutMillis: slot.timeoutMillis, key: slot.key }))
+        slot.onFailure(withoutStack(() => new Timeout({ server: this.options.server, timeoutMillis: slot.timeoutMillis, key: slot.key })))
         slot.abandoned = true
       } else if (slot.deadline < next) {
         next = slot.deadline
       }
     }
-    if (this.inFlight > 0) next = Math.min(next, stallCheckAt)
+    if (this.queue[this.head]?.abandoned === true) this.parser.discardValue()
+    if (pending) next = Math.min(next, stallCheckAt)
     if (next < this.timerAt) this.armTimer(next)
   }
 
-  /** Ends the connection; every pending slot fails with `error` (or a Timeout for a stall). */
-  private fail(error: SlotFailure | "stall" | undefined): void {
-    if (this.closed) return
-    this.closed = true
+  /** Ends the connection once; every pending slot fails with `error` (a `ConnectionError` when undefined). */
+  private fail(error: SlotFailure | undefined, verdict: ServerVerdict): void {
+    if (this.stateNow === "closed") return
+    this.stateNow = "closed"
     if (this.timer !== undefined) clearTimeout(this.timer)
     if (this.dialTimer !== undefined) clearTimeout(this.dialTimer)
+    this.timer = undefined
+    this.dialTimer = undefined
     this.socket.destroy()
+    this.parser.clear()
+    this.outText = ""
+    this.outChunks = []
     const queue = this.queue
     const head = this.head
     this.queue = []
     this.head = 0
+    this.pendingWeight = 0
     const server = this.options.server
     for (let i = head; i < queue.length; i++) {
       const slot = queue[i]!
       if (slot.abandoned) continue
-      slot.onFailure(
-        error === "stall"
-          ? new Timeout({ server, timeoutMillis: slot.timeoutMillis, key: slot.key })
-          : error === undefined
-            ? new ConnectionError({ server, reason: "connection closed", key: slot.key })
-            : error,
-      )
+      slot.onFailure(error ?? connectionError(server, "connection closed", slot.key))
     }
-    this.options.onClose(
-      this,
-      error === "stall" ? new Timeout({ server, timeoutMillis: this.options.stallTimeoutMillis }) : error,
-    )
+    this.options.onClose(this, error, verdict)
   }
 }

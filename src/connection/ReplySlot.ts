@@ -9,65 +9,129 @@
  * ignored by Effect. Registering a canceler would wrap every operation in onInterrupt/onExit steps
  * (measured: half of the per-get allocation).
  */
-import { type Effect, Exit } from "effect"
-import type { Reply } from "../protocol/Reply.js"
-import type { Slot, SlotFailure } from "./Slot.js"
+import { Effect, Exit } from "effect"
+import { ClientError, ServerError } from "../Errors.js"
+import { type Reply, replyBit } from "../protocol/Reply.js"
+import { acceptedReplies, encodeLine, type MetaRequest } from "../protocol/Request.js"
+import type { Connection } from "./Connection.js"
+import { DESYNC, DONE, MORE, type ReplyFit, type Slot, type SlotFailure } from "./Slot.js"
 
 type Resume<A, E> = (effect: Effect.Effect<A, E>) => void
+
+/** Error replies carry no opaque token: they answer whatever request is at the head. */
+const isErrorReply = (reply: Reply): boolean => reply.code === "CLIENT_ERROR" || reply.code === "SERVER_ERROR"
 
 /** One request, one reply. */
 export class SingleReplySlot<A, E> implements Slot {
   abandoned = false
+  /** the opaque token the reply must echo; set by the connection when it queues the request */
+  opaque = ""
   constructor(
     private readonly resume: Resume<A, E>,
     private readonly decode: (reply: Reply, server: string, key: string) => Effect.Effect<A, E>,
-    private readonly recover: (error: SlotFailure) => Effect.Effect<A, E>,
+    private readonly recover: (error: SlotFailure, deadline: number) => Effect.Effect<A, E>,
+    /** the reply codes that can answer the request (`acceptedReplies`) */
+    private readonly accepts: number,
     private readonly server: string,
     readonly key: string,
     readonly deadline: number,
     readonly timeoutMillis: number,
   ) {}
 
-  onReply(reply: Reply): boolean {
+  get weight(): number {
+    return 1
+  }
+
+  onReply(reply: Reply): ReplyFit {
+    if (reply.opaque === this.opaque ? (this.accepts & replyBit[reply.code]) === 0 : !(reply.opaque === undefined && isErrorReply(reply)))
+      return DESYNC
     if (!this.abandoned) {
       this.abandoned = true
       this.resume(this.decode(reply, this.server, this.key))
     }
-    return true
+    return DONE
   }
 
   onFailure(error: SlotFailure): void {
     if (!this.abandoned) {
       this.abandoned = true
-      this.resume(this.recover(error))
+      this.resume(this.recover(error, this.deadline))
     }
   }
 }
 
-/** A pipelined batch of quiet requests closed by `mn`: collects every reply until `MN`. */
+/** What one server answered to a batch of gets. */
+export interface BatchResult {
+  /** the hit of each key, by its index in the batch; `undefined`: no hit */
+  readonly hits: ReadonlyArray<Reply | undefined>
+  /**
+   * An error reply inside the batch. Error replies carry no opaque token, so the keys without a
+   * hit may have failed rather than missed.
+   */
+  readonly error: ClientError | ServerError | undefined
+}
+
+/**
+ * A pipelined batch of quiet gets (`encodeGetBatch`). Replies must come in key order with the
+ * opaque tokens the connection gave them, and (text keys) under the key that was asked; the
+ * batch ends at the reply to its closing request.
+ */
 export class BatchSlot implements Slot {
   abandoned = false
-  private readonly replies: Array<Reply> = []
+  /** the opaque token of the first key; set by the connection when it queues the batch */
+  firstOpaque = 0
+  private readonly hits: Array<Reply | undefined>
+  private last = -1
+  private error: ClientError | ServerError | undefined = undefined
   constructor(
-    private readonly resume: Resume<ReadonlyArray<Reply>, SlotFailure>,
+    private readonly resume: Resume<BatchResult, SlotFailure>,
+    private readonly server: string,
+    /** the keys as sent */
+    readonly keys: ReadonlyArray<string>,
+    /** the replies carry their key (`k`), and it must be the one asked */
+    private readonly checkKeys: boolean,
     readonly deadline: number,
     readonly timeoutMillis: number,
-  ) {}
+  ) {
+    this.hits = new Array(keys.length)
+  }
 
   get key(): undefined {
     return undefined
   }
 
-  onReply(reply: Reply): boolean {
-    if (reply.code === "MN") {
+  get weight(): number {
+    return this.keys.length
+  }
+
+  onReply(reply: Reply): ReplyFit {
+    if (reply.opaque === undefined) {
+      if (!isErrorReply(reply)) return DESYNC
+      this.error ??=
+        reply.code === "SERVER_ERROR"
+          ? new ServerError({ server: this.server, reason: reply.message ?? "" })
+          : new ClientError({ server: this.server, reason: reply.message ?? "" })
+      return MORE
+    }
+    const index = Number(reply.opaque) - this.firstOpaque
+    const n = this.keys.length
+    if (!(index > this.last && index <= n)) return DESYNC
+    this.last = index
+    if (index === n) {
+      if (reply.code !== "HD" && reply.code !== "EN") return DESYNC
       if (!this.abandoned) {
         this.abandoned = true
-        this.resume(Exit.succeed(this.replies))
+        this.resume(Exit.succeed({ hits: this.hits, error: this.error }))
       }
-      return true
+      return DONE
     }
-    if (!this.abandoned) this.replies.push(reply)
-    return false
+    if (this.checkKeys && reply.key !== this.keys[index]) return DESYNC
+    // A quiet get answers a hit (VA) and nothing on a miss; EN is tolerated (servers or proxies
+    // that ignore `q`).
+    if (reply.code === "VA") {
+      if (!this.abandoned) this.hits[index] = reply
+    } else if (reply.code !== "EN") return DESYNC
+    return MORE
   }
 
   onFailure(error: SlotFailure): void {
@@ -77,3 +141,20 @@ export class BatchSlot implements Slot {
     }
   }
 }
+
+/** One request on a given connection, answered with its raw reply (cold paths: repairs). */
+export const requestOn = (conn: Connection, req: MetaRequest, timeoutMillis: number): Effect.Effect<Reply, SlotFailure> =>
+  Effect.async<Reply, SlotFailure>((resume) => {
+    const now = Date.now()
+    const slot = new SingleReplySlot<Reply, SlotFailure>(
+      resume,
+      Exit.succeed,
+      Exit.fail,
+      acceptedReplies(req),
+      conn.server,
+      req.command === "mn" ? "" : req.key,
+      now + timeoutMillis,
+      timeoutMillis,
+    )
+    conn.send(encodeLine(req), req.command === "ms" ? req.value : undefined, slot)
+  })

@@ -3,13 +3,12 @@
  * from Effect's `Clock` (so `TestClock.adjust` expires items).
  */
 import { Effect } from "effect"
-import type { Transport } from "../client/Transport.js"
+import { unexpected } from "../client/Replies.js"
+import { Hit, type ManyOutcome, type Transport } from "../client/Transport.js"
 import { CorruptResponse } from "../Errors.js"
 import { MemoryEngine } from "../memory/MemoryEngine.js"
-import type { Reply } from "../protocol/Reply.js"
 
 const MEMORY_SERVER = "memory"
-const MEMORY_SERVERS = [MEMORY_SERVER]
 
 // The engine implements memcached 1.6.18's dialect (no append autovivify flag).
 const MEMORY_VERSION = { text: "1.6.18 (in-memory engine)", major: 1, minor: 6, patch: 18 }
@@ -31,20 +30,23 @@ export const makeMemoryTransport = (options: MemoryOptions = {}): Transport => {
             : decode(reply, MEMORY_SERVER, opts.key)
         }),
       ),
-    batch: (_server, keys, opaques, flags) =>
+    getMany: (routingKeys, wires, flags) =>
       Effect.clockWith((clock) =>
         Effect.sync(() => {
           const now = clock.unsafeCurrentTimeMillis()
-          const replies: Array<Reply> = []
-          for (let i = 0; i < keys.length; i++) {
-            const reply = engine.execute({ command: "mg", key: keys[i]!, flags: { ...flags, O: opaques[i]! } }, now)
-            if (reply !== undefined) replies.push(reply)
+          const outcomes: Array<ManyOutcome> = new Array(wires.length)
+          for (let i = 0; i < wires.length; i++) {
+            const reply = engine.execute({ command: "mg", key: wires[i]!, flags }, now)
+            outcomes[i] =
+              reply === undefined || reply.code === "EN"
+                ? undefined
+                : reply.code === "VA"
+                  ? new Hit(reply, MEMORY_SERVER)
+                  : unexpected(reply, MEMORY_SERVER, routingKeys[i]!)
           }
-          return replies
+          return outcomes
         }),
       ),
-    serverFor: () => MEMORY_SERVER,
-    serversFor: () => MEMORY_SERVERS,
     version: () => Effect.succeed(MEMORY_VERSION),
   }
 }

@@ -6,26 +6,33 @@
  * reply is read and dropped by the connection.
  */
 import { Effect, Exit, FiberSet, Schedule, type Scope } from "effect"
+import { capTtl, changesItem } from "../cluster/Failover.js"
 import { Cluster } from "../cluster/Cluster.js"
 import type { HealthEvent } from "../cluster/ServerPool.js"
 import { Connection } from "../connection/Connection.js"
-import { BatchSlot, SingleReplySlot } from "../connection/ReplySlot.js"
+import { SingleReplySlot } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
 import type { Transport } from "../client/Transport.js"
 import type { McError } from "../Errors.js"
-import { encodeGetBatch, encodeHeader, type GetFlags, type MetaRequest } from "../protocol/Request.js"
+import { acceptedReplies, encodeLine, type MetaRequest } from "../protocol/Request.js"
 import type { Reply } from "../protocol/Reply.js"
+import { isRetryable, makeGetMany } from "./tcpGetMany.js"
 
 export interface TcpOptions {
   readonly servers: ReadonlyArray<string>
   readonly pickServer: (key: string) => ReadonlyArray<string>
   readonly dialTimeoutMillis: number
-  readonly timeoutMillis: number
+  readonly stallTimeoutMillis: number
   readonly connMaxLifetimeMillis: number
   readonly maxConnections: number
   readonly retry: Schedule.Schedule<unknown, unknown>
   readonly reconnect: Schedule.Schedule<unknown, unknown>
+  /** TTL cap, in seconds, of writes that fail over */
+  readonly failoverTtlSeconds: number
 }
+
+// Keys remembered for repair after failover (see cluster/Failover.ts).
+const MAX_FAILOVER_KEYS = 100_000
 
 const logHealth = (event: HealthEvent): Effect.Effect<void> =>
   event._tag === "ServerDown"
@@ -43,15 +50,12 @@ const failSoon = <A, E>(resume: (effect: Effect.Effect<A, E>) => void, error: E)
   return Effect.sync(() => clearImmediate(timer))
 }
 
-const isConnectionError = (e: unknown): boolean =>
-  typeof e === "object" && e !== null && (e as { readonly _tag?: unknown })._tag === "ConnectionError"
-
 export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, never, Scope.Scope> =>
   Effect.gen(function* () {
     const run = yield* FiberSet.makeRuntime<never, void, never>()
     const cluster = new Cluster(options.servers, options.pickServer, {
       dialTimeoutMillis: options.dialTimeoutMillis,
-      timeoutMillis: options.timeoutMillis,
+      stallTimeoutMillis: options.stallTimeoutMillis,
       connMaxLifetimeMillis: options.connMaxLifetimeMillis,
       maxConnections: options.maxConnections,
       backoff: options.reconnect,
@@ -60,6 +64,14 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
       },
       onHealth: (event) => {
         run(logHealth(event))
+      },
+      maxFailoverKeys: MAX_FAILOVER_KEYS,
+      onFailoverLogFull: (primary) => {
+        run(
+          Effect.logWarning(
+            `memcache: failover log full (${MAX_FAILOVER_KEYS} keys): further keys written while ${primary} is down are not repaired when it returns`,
+          ),
+        )
       },
     })
     yield* Effect.addFinalizer(() => Effect.sync(() => cluster.close()))
@@ -70,48 +82,56 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
       decode: (reply: Reply, server: string, key: string) => Effect.Effect<A, E | McError>,
       opts: { readonly timeoutMillis: number; readonly idempotent: boolean; readonly key: string },
     ): Effect.Effect<A, E | McError> => {
-      const header = encodeHeader(req)
+      const line = encodeLine(req)
       const value = req.command === "ms" ? req.value : undefined
-      const attempt = (recover: (error: SlotFailure) => Effect.Effect<A, E | McError>) =>
+      const accepts = acceptedReplies(req)
+      // `deadline`: the call's, once its first attempt set it; retries keep it.
+      const attempt = (deadline: number | undefined, recover: (error: SlotFailure, deadline: number) => Effect.Effect<A, E | McError>) =>
         Effect.async<A, E | McError>((resume) => {
           const now = Date.now()
           const conn = cluster.route(routingKey, now)
           if (!(conn instanceof Connection)) return failSoon(resume, conn)
+          const primary = cluster.failedOverFrom
+          let sent = line
+          if (primary !== undefined && req.command !== "mn") {
+            // Failover: a capped TTL, and a note to repair the key when its primary returns.
+            sent = encodeLine(capTtl(req, options.failoverTtlSeconds, now))
+            if (changesItem(req)) cluster.logFailoverWrite(primary, conn.server, req.key, req.flags.b === true)
+          }
           const slot = new SingleReplySlot<A, E | McError>(
             resume,
             decode,
             recover,
+            accepts,
             conn.server,
             opts.key,
-            now + opts.timeoutMillis,
+            deadline ?? now + opts.timeoutMillis,
             opts.timeoutMillis,
           )
-          conn.send(header, value, slot)
+          conn.send(sent, value, slot)
         })
-      if (!opts.idempotent) return attempt(Exit.fail)
-      // Only a connection that failed under the request is retried; the retry goes through
-      // routing again, so a server marked down meanwhile is skipped (failover).
-      return attempt((error) =>
-        isConnectionError(error)
-          ? Effect.retry(attempt(Exit.fail), { schedule: options.retry, while: isConnectionError })
-          : Exit.fail(error),
-      )
-    }
-
-    const batch = (server: string, keys: ReadonlyArray<string>, opaques: ReadonlyArray<string>, flags: GetFlags, timeoutMillis: number) =>
-      Effect.async<ReadonlyArray<Reply>, McError>((resume) => {
-        const now = Date.now()
-        const conn = cluster.pool(server).pick(now)
-        if (!(conn instanceof Connection)) return failSoon(resume, conn)
-        const slot = new BatchSlot(resume, now + timeoutMillis, timeoutMillis)
-        conn.send(encodeGetBatch(keys, opaques, flags), undefined, slot)
+      if (!opts.idempotent) return attempt(undefined, Exit.fail)
+      // Only a connection that failed under the request is retried, within the call's deadline;
+      // the retry goes through routing again, so a server marked down meanwhile is skipped
+      // (failover). The failed attempt is the schedule's first input: `recurs(n)` is n retries.
+      return attempt(undefined, (error, deadline) => {
+        if (!isRetryable(error)) return Exit.fail(error)
+        let first = true
+        const again = attempt(deadline, Exit.fail)
+        return Effect.retry(
+          Effect.suspend(() => {
+            if (!first) return again
+            first = false
+            return Exit.fail(error)
+          }),
+          { schedule: options.retry, while: (e) => isRetryable(e as { readonly _tag: string }) && Date.now() < deadline },
+        )
       })
+    }
 
     const transport: Transport = {
       request,
-      batch,
-      serverFor: (key) => cluster.serverFor(key),
-      serversFor: (key) => cluster.pickServer(key),
+      getMany: makeGetMany(cluster, options.retry),
       version: (key) => {
         const server = cluster.serverFor(key)
         return typeof server === "string" ? cluster.pool(server).whenVersion() : Effect.fail(server)

@@ -21,6 +21,22 @@ export type ReplyCode =
   | "SERVER_ERROR"
   | "VERSION"
 
+/** One bit per reply code, for sets of the codes that may answer a request. */
+export const replyBit: { readonly [C in ReplyCode]: number } = {
+  HD: 1,
+  VA: 2,
+  EN: 4,
+  NS: 8,
+  EX: 16,
+  NF: 32,
+  MN: 64,
+  ME: 128,
+  ERROR: 256,
+  CLIENT_ERROR: 512,
+  SERVER_ERROR: 1024,
+  VERSION: 2048,
+}
+
 export class Reply {
   /** error text (CLIENT_ERROR/SERVER_ERROR), the debug line (ME) or the version (VERSION) */
   message: string | undefined = undefined
@@ -94,9 +110,37 @@ export class ReplyParser {
   // The VA reply whose value block is being awaited, and the block's size.
   private valueReply: Reply | undefined = undefined
   private valueSize = 0
+  // Bytes of a discarded value block still to come (see `discardValue`).
+  private skip = 0
   private failed: CorruptResponse | undefined = undefined
 
   constructor(private readonly onReply: (reply: Reply) => void) {}
+
+  /** Bytes of an unfinished value block held in memory. */
+  get bufferedValueBytes(): number {
+    return this.valueReply === undefined ? 0 : this.pendingBytes
+  }
+
+  /** Forgets everything buffered (the connection closed). */
+  clear(): void {
+    this.pending = []
+    this.pendingBytes = 0
+    this.valueReply = undefined
+    this.skip = 0
+  }
+
+  /**
+   * Drops the unfinished value block: what has arrived is released, the rest is skipped as it
+   * arrives, and the reply is delivered with an empty value. For a reply nobody waits for, so
+   * that a huge value does not sit in memory for no one.
+   */
+  discardValue(): void {
+    if (this.valueReply === undefined || this.pendingBytes >= this.valueSize) return
+    this.skip = this.valueSize - this.pendingBytes
+    this.valueSize = 0
+    this.pending = []
+    this.pendingBytes = 0
+  }
 
   /**
    * Feeds one chunk. Complete replies are delivered to `onReply` in order. Returns a
@@ -104,6 +148,14 @@ export class ReplyParser {
    */
   push(chunk: Buffer): CorruptResponse | undefined {
     if (this.failed !== undefined) return this.failed
+    if (this.skip > 0) {
+      if (chunk.length <= this.skip) {
+        this.skip -= chunk.length
+        return undefined
+      }
+      chunk = chunk.subarray(this.skip)
+      this.skip = 0
+    }
     let buf = chunk
     if (this.pendingBytes > 0) {
       const needed = this.valueReply !== undefined ? this.valueSize + 2 : 0
@@ -266,7 +318,8 @@ export class ReplyParser {
 
   private parseTextLine(buf: Buffer, from: number, to: number): Reply | CorruptResponse {
     const line = buf.toString("latin1", from, to)
-    if (line === "ERROR") return withMessage(new Reply("ERROR"), "ERROR")
+    // memcached sends "ERROR <text>" when it refuses a connection ("Too many open connections").
+    if (line === "ERROR" || line.startsWith("ERROR ")) return withMessage(new Reply("ERROR"), line)
     if (line === "CLIENT_ERROR" || line.startsWith("CLIENT_ERROR ")) return withMessage(new Reply("CLIENT_ERROR"), line.slice(13))
     if (line === "SERVER_ERROR" || line.startsWith("SERVER_ERROR ")) return withMessage(new Reply("SERVER_ERROR"), line.slice(13))
     if (line.startsWith("VERSION ")) return withMessage(new Reply("VERSION"), line.slice(8))

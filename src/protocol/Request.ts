@@ -9,6 +9,8 @@
  * append/prepend, which needs 1.6.20 (the client gates it on the server's version).
  */
 
+import { type ReplyCode, replyBit } from "./Reply.js"
+
 /** Flags of `mg`. Return flags: b c f h k l s t v; with tokens: N R T O. */
 export interface GetFlags {
   readonly b?: boolean
@@ -94,6 +96,34 @@ export type MetaRequest =
   | { readonly command: "mn" }
 
 
+const bits = (...codes: ReadonlyArray<ReplyCode>): number => codes.reduce((set, c) => set | replyBit[c], 0)
+const GET_VALUE = bits("VA", "EN")
+const GET_NO_VALUE = bits("HD", "EN")
+const STORE = bits("HD", "NS", "EX", "NF")
+const DELETE = bits("HD", "NF", "EX")
+const ARITHMETIC_VALUE = bits("VA", "NF", "NS", "EX")
+const ARITHMETIC_NO_VALUE = bits("HD", "NF", "NS", "EX")
+const NO_OP = bits("MN")
+
+/**
+ * The reply codes that can answer a (non-quiet) request, as a set of `replyBit`s. Error replies
+ * (`CLIENT_ERROR`, `SERVER_ERROR`) can answer any request and are not in the set.
+ */
+export const acceptedReplies = (req: MetaRequest): number => {
+  switch (req.command) {
+    case "mg":
+      return req.flags.v === true ? GET_VALUE : GET_NO_VALUE
+    case "ms":
+      return STORE
+    case "md":
+      return DELETE
+    case "ma":
+      return req.flags.v === true ? ARITHMETIC_VALUE : ARITHMETIC_NO_VALUE
+    case "mn":
+      return NO_OP
+  }
+}
+
 /** Every flag any command takes; a command's flags are a subset. */
 type AllFlags = GetFlags & SetFlags & DeleteFlags & ArithmeticFlags
 
@@ -139,27 +169,40 @@ export const constantFlags = <F extends object>(flags: F): F => {
 
 const suffixOf = (flags: object): string => suffixes.get(flags) ?? encodeFlags(flags as AllFlags)
 
-/** The request line, `\r\n` included. For `ms`, the value block follows it. */
-export const encodeHeader = (req: MetaRequest): string => {
+/**
+ * The request line without its end: the connection appends its opaque token (` O<n>`) and
+ * `\r\n`. For `ms`, the value block follows the line.
+ */
+export const encodeLine = (req: MetaRequest): string => {
   switch (req.command) {
     case "mn":
-      return "mn\r\n"
+      return "mn"
     case "ms":
-      return "ms " + req.key + " " + req.value.byteLength + suffixOf(req.flags) + "\r\n"
+      return "ms " + req.key + " " + req.value.byteLength + suffixOf(req.flags)
     default:
-      return req.command + " " + req.key + suffixOf(req.flags) + "\r\n"
+      return req.command + " " + req.key + suffixOf(req.flags)
   }
 }
 
+/** The request line, `\r\n` included, without an opaque token. */
+export const encodeHeader = (req: MetaRequest): string => encodeLine(req) + "\r\n"
+
 /**
- * A pipelined multi-get: one `mg` line per key with the shared flags and the key's opaque token,
- * closed by `mn`. The shared flags are encoded once.
+ * A pipelined multi-get: one quiet `mg` line per key (hits and errors only), the i-th with
+ * opaque token `firstOpaque + i`, closed by a non-quiet `mg` of the first key with `endFlags`
+ * (no value) and opaque `firstOpaque + keys.length`. Its `HD`/`EN`, which must carry that opaque,
+ * ends the batch: unlike an `mn`, a stray reply cannot end the batch early.
  */
-export const encodeGetBatch = (keys: ReadonlyArray<string>, opaques: ReadonlyArray<string>, flags: GetFlags): string => {
-  const suffix = suffixOf(flags) + " O"
+export const encodeGetBatch = (
+  keys: ReadonlyArray<string>,
+  quietFlags: GetFlags,
+  endFlags: GetFlags,
+  firstOpaque: number,
+): string => {
+  const suffix = suffixOf(quietFlags) + " O"
   let text = ""
-  for (let i = 0; i < keys.length; i++) text += "mg " + keys[i] + suffix + opaques[i] + "\r\n"
-  return text + "mn\r\n"
+  for (let i = 0; i < keys.length; i++) text += "mg " + keys[i] + suffix + (firstOpaque + i) + "\r\n"
+  return text + "mg " + keys[0] + suffixOf(endFlags) + " O" + (firstOpaque + keys.length) + "\r\n"
 }
 
 const CRLF = Buffer.from("\r\n")

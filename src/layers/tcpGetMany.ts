@@ -1,0 +1,175 @@
+/**
+ * getMulti over TCP: keys grouped by server, pipelined as batches of quiet gets, large groups
+ * split into chunks so that they spread over the server's connections instead of queueing behind
+ * each other on one socket. Keys whose server failed under them are retried on the retry
+ * schedule (routing again, so a server marked down meanwhile fails over), within the call's
+ * deadline. A key's failure stays a failure: it is never reported as a miss.
+ */
+import { Effect, Option, Schedule } from "effect"
+import type { Cluster } from "../cluster/Cluster.js"
+import { Connection } from "../connection/Connection.js"
+import { BatchSlot, type BatchResult } from "../connection/ReplySlot.js"
+import type { SlotFailure } from "../connection/Slot.js"
+import { Hit, type ManyOutcome } from "../client/Transport.js"
+import { type McError, NoServers, Timeout, withoutStack } from "../Errors.js"
+import type { GetFlags } from "../protocol/Request.js"
+
+// Keys per batch: larger groups are split, and each chunk picks the least loaded connection.
+const CHUNK = 512
+const END_TEXT: GetFlags = {}
+const END_BINARY: GetFlags = { b: true }
+
+// The quiet flags derived from a get's flags, per flags object (getMulti without options reuses one).
+const quietFlagsOf = new WeakMap<GetFlags, GetFlags>()
+const quietFlags = (flags: GetFlags): GetFlags => {
+  let quiet = quietFlagsOf.get(flags)
+  if (quiet === undefined) {
+    // `k` lets the batch check text keys; binary keys are matched by opaque token alone, since
+    // memcached 1.6.18 returns raw key bytes (not base64) for items that append or incr rewrote.
+    quiet = { ...flags, k: flags.b !== true, q: true }
+    quietFlagsOf.set(flags, quiet)
+  }
+  return quiet
+}
+
+export const isRetryable = (e: { readonly _tag: string }): boolean => e._tag === "ConnectionError" || e._tag === "CorruptResponse"
+
+interface Sent {
+  readonly server: string
+  /** indices of the keys, in the call's key list */
+  readonly indices: ReadonlyArray<number>
+  /** per key in this batch: the rank of `server` in pickServer's list (broadcast), else 0 */
+  readonly ranks: ReadonlyArray<number>
+}
+
+export const makeGetMany =
+  (cluster: Cluster, retry: Schedule.Schedule<unknown, unknown>) =>
+  (
+    routingKeys: ReadonlyArray<string>,
+    wires: ReadonlyArray<string>,
+    flags: GetFlags,
+    options: { readonly timeoutMillis: number; readonly broadcast: boolean },
+  ): Effect.Effect<ReadonlyArray<ManyOutcome>> =>
+    Effect.suspend(() => {
+      const n = wires.length
+      const outcomes: Array<ManyOutcome> = new Array(n).fill(undefined)
+      if (n === 0) return Effect.succeed(outcomes)
+      const deadline = Date.now() + options.timeoutMillis
+      const quiet = quietFlags(flags)
+      const end = flags.b === true ? END_BINARY : END_TEXT
+      // Broadcast: per key, the rank of the server whose answer is kept, and whether any asked
+      // server failed (a miss counts only when every asked server answered).
+      const bestRank: Array<number> = new Array(n).fill(Number.POSITIVE_INFINITY)
+
+      const plan = (indices: ReadonlyArray<number>): Array<Sent> => {
+        const groups = new Map<string, { indices: Array<number>; ranks: Array<number> }>()
+        const add = (server: string, i: number, rank: number) => {
+          let g = groups.get(server)
+          if (g === undefined) groups.set(server, (g = { indices: [], ranks: [] }))
+          g.indices.push(i)
+          g.ranks.push(rank)
+        }
+        for (const i of indices) {
+          if (options.broadcast) {
+            const servers = cluster.pickServer(routingKeys[i]!)
+            if (servers.length === 0) outcomes[i] = new NoServers({ reason: "pickServer returned no server", key: routingKeys[i] })
+            for (let r = 0; r < servers.length; r++) add(servers[r]!, i, r)
+          } else {
+            const server = cluster.serverFor(routingKeys[i]!)
+            if (typeof server === "string") add(server, i, 0)
+            else outcomes[i] = server
+          }
+        }
+        const sent: Array<Sent> = []
+        for (const [server, g] of groups) {
+          for (let at = 0; at < g.indices.length; at += CHUNK) {
+            sent.push({ server, indices: g.indices.slice(at, at + CHUNK), ranks: g.ranks.slice(at, at + CHUNK) })
+          }
+        }
+        return sent
+      }
+
+      const send = (batch: Sent): Effect.Effect<BatchResult, McError> =>
+        Effect.async<BatchResult, McError>((resume) => {
+          const now = Date.now()
+          const conn = cluster.pool(batch.server).pick(now)
+          if (!(conn instanceof Connection)) {
+            resume(Effect.fail(conn))
+            return
+          }
+          const keys = batch.indices.map((i) => wires[i]!)
+          const slot = new BatchSlot(
+            resume as (effect: Effect.Effect<BatchResult, SlotFailure>) => void,
+            batch.server,
+            keys,
+            flags.b !== true,
+            deadline,
+            options.timeoutMillis,
+          )
+          conn.sendBatch(quiet, end, slot)
+        })
+
+      /** Reads the keys at `indices`; the ones whose server failed under them get their error. */
+      const round = (indices: ReadonlyArray<number>) =>
+        Effect.forEach(
+          plan(indices),
+          (batch) =>
+            Effect.match(send(batch), {
+              onFailure: (error) => {
+                for (let j = 0; j < batch.indices.length; j++) {
+                  const i = batch.indices[j]!
+                  const o = outcomes[i]
+                  if (!(o instanceof Hit)) outcomes[i] = error
+                }
+              },
+              onSuccess: ({ hits, error }) => {
+                for (let j = 0; j < batch.indices.length; j++) {
+                  const i = batch.indices[j]!
+                  const reply = hits[j]
+                  const rank = batch.ranks[j]!
+                  if (reply !== undefined) {
+                    if (rank < bestRank[i]!) {
+                      bestRank[i] = rank
+                      outcomes[i] = new Hit(reply, batch.server)
+                    }
+                  } else if (error !== undefined && !(outcomes[i] instanceof Hit)) {
+                    // An error reply in the batch: this key may be the one that failed.
+                    outcomes[i] = error
+                  }
+                }
+              },
+            }),
+          { concurrency: "unbounded", discard: true },
+        )
+
+      return Effect.gen(function* () {
+        yield* round(Array.from({ length: n }, (_, i) => i))
+        const driver = yield* Schedule.driver(retry)
+        while (true) {
+          const again: Array<number> = []
+          let last: McError | undefined
+          for (let i = 0; i < n; i++) {
+            const o = outcomes[i]
+            if (o !== undefined && !(o instanceof Hit) && isRetryable(o)) {
+              again.push(i)
+              last = o
+            }
+          }
+          if (again.length === 0 || Date.now() >= deadline) break
+          const more = yield* Effect.option(driver.next(last))
+          if (Option.isNone(more) || Date.now() >= deadline) break
+          for (const i of again) outcomes[i] = undefined
+          yield* round(again)
+        }
+        // A deadline that passed while keys waited for a retry is a timeout.
+        for (let i = 0; i < n; i++) {
+          const o = outcomes[i]
+          if (o !== undefined && !(o instanceof Hit) && isRetryable(o) && Date.now() >= deadline) {
+            outcomes[i] = withoutStack(
+              () => new Timeout({ server: o._tag === "ConnectionError" ? o.server : "", timeoutMillis: options.timeoutMillis, key: routingKeys[i] }),
+            )
+          }
+        }
+        return outcomes
+      })
+    })
