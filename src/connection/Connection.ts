@@ -360,6 +360,21 @@ export class Connection {
     // busy with other callbacks, is not late (it waits in the kernel for the next poll). A
     // deadline that falls in between is checked again by the next timer.
     const now = this.timerFiredAt
+    // Callers whose deadline passed time out first: a stall found at the same moment fails only
+    // the ones still waiting.
+    let next = Number.POSITIVE_INFINITY
+    for (let i = this.head; i < this.queue.length; i++) {
+      const slot = this.queue[i]!
+      if (slot.abandoned) continue
+      if (slot.deadline <= now) {
+        // The slot keeps its place: its late reply is read and dropped.
+        slot.onFailure(withoutStack(() => new Timeout({ server: this.options.server, timeoutMillis: slot.timeoutMillis, key: slot.key })))
+        slot.abandoned = true
+      } else if (slot.deadline < next) {
+        next = slot.deadline
+      }
+    }
+    if (this.queue[this.head]?.abandoned === true) this.parser.discardValue()
     const stall = this.options.stallTimeoutMillis
     const pending = this.head < this.queue.length
     let stallCheckAt = this.lastProgress + stall
@@ -374,19 +389,6 @@ export class Connection {
       // held up by the same cause. Give it a moment to answer before marking it down.
       stallCheckAt = now + Math.max(10, stall / 4)
     }
-    let next = Number.POSITIVE_INFINITY
-    for (let i = this.head; i < this.queue.length; i++) {
-      const slot = this.queue[i]!
-      if (slot.abandoned) continue
-      if (slot.deadline <= now) {
-        // The slot keeps its place: its late reply is read and dropped.
-        slot.onFailure(withoutStack(() => new Timeout({ server: this.options.server, timeoutMillis: slot.timeoutMillis, key: slot.key })))
-        slot.abandoned = true
-      } else if (slot.deadline < next) {
-        next = slot.deadline
-      }
-    }
-    if (this.queue[this.head]?.abandoned === true) this.parser.discardValue()
     if (pending) next = Math.min(next, stallCheckAt)
     if (next < this.timerAt) this.armTimer(next)
   }
