@@ -1,4 +1,4 @@
-// Builds the package: ESM with declarations in dist/, CommonJS in dist/cjs/.
+// Builds the package: ESM with declarations in dist/, CommonJS with its own declarations in dist/cjs/.
 import { execSync } from "node:child_process"
 import { rmSync, writeFileSync } from "node:fs"
 

@@ -7,7 +7,10 @@
  */
 import { Data } from "effect"
 
-/** Builds an error without capturing a stack trace (hot-path outcomes such as a miss). */
+/**
+ * Builds an error without capturing a stack trace (hot-path outcomes such as a miss).
+ * @internal
+ */
 export const withoutStack = <A>(f: () => A): A => {
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = 0

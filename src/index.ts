@@ -2,7 +2,23 @@
 export { McClient, make, makeMemory, serversFromEnv, type McClientService, type PartialItems } from "./McClient.js"
 export type { Item, ItemInput } from "./Item.js"
 export { valueText } from "./Item.js"
-export * from "./Errors.js"
+export {
+  BadIncrDec,
+  CacheMiss,
+  CASConflict,
+  ClientError,
+  ConnectionError,
+  CorruptResponse,
+  DecodeError,
+  EncodeError,
+  MalformedKey,
+  NoServers,
+  NotStored,
+  ServerError,
+  Timeout,
+  UnsupportedServerVersion,
+  type McError,
+} from "./Errors.js"
 export type {
   CompressionCodec,
   DeleteOptions,

@@ -103,6 +103,11 @@ const isDigits = (buf: Uint8Array, from: number, to: number): boolean => {
   return true
 }
 
+/**
+ * Internal: fed Node `Buffer`s by the connection. Stripped from the published declarations, which
+ * must not need `@types/node`.
+ * @internal
+ */
 export class ReplyParser {
   // Bytes of an unfinished header line, or the chunks of an unfinished value block.
   private pending: Array<Buffer> = []

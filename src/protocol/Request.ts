@@ -207,7 +207,10 @@ export const encodeGetBatch = (
 
 const CRLF = Buffer.from("\r\n")
 
-/** The whole request as bytes (used by tests and cold paths; the connection writes the parts). */
+/**
+ * The whole request as bytes (used by tests and cold paths; the connection writes the parts).
+ * @internal
+ */
 export const encode = (req: MetaRequest): Buffer => {
   const header = Buffer.from(encodeHeader(req), "utf8")
   return req.command === "ms" ? Buffer.concat([header, req.value, CRLF]) : header
