@@ -15,6 +15,7 @@ import { makeMemoryTransport, type MemoryOptions } from "./layers/memory.js"
 import { defaultReconnect, defaultRetry, makeTcpTransport } from "./layers/tcp.js"
 import type {
   DeleteOptions,
+  Expiration,
   GetMultiOptions,
   GetOptions,
   IncrDecrOptions,
@@ -114,11 +115,11 @@ export class McClient extends Context.Tag("effect-memcache/McClient")<McClient, 
   static readonly compareAndSwap = (item: ItemInput, options?: SetOptions) =>
     Effect.flatMap(McClient, (mc) => mc.compareAndSwap(item, options))
   static readonly del = (key: string, options?: DeleteOptions) => Effect.flatMap(McClient, (mc) => mc.del(key, options))
-  static readonly inc = (key: string, delta: bigint | number, expiration?: number, options?: IncrDecrOptions) =>
+  static readonly inc = (key: string, delta: bigint | number, expiration?: Expiration, options?: IncrDecrOptions) =>
     Effect.flatMap(McClient, (mc) => mc.inc(key, delta, expiration, options))
-  static readonly dec = (key: string, delta: bigint | number, expiration?: number, options?: IncrDecrOptions) =>
+  static readonly dec = (key: string, delta: bigint | number, expiration?: Expiration, options?: IncrDecrOptions) =>
     Effect.flatMap(McClient, (mc) => mc.dec(key, delta, expiration, options))
-  static readonly touch = (key: string, expiration: number, options?: TimeoutOption) =>
+  static readonly touch = (key: string, expiration: Expiration, options?: TimeoutOption) =>
     Effect.flatMap(McClient, (mc) => mc.touch(key, expiration, options))
   static readonly purgeNamespace = (namespace: string, options?: TimeoutOption) =>
     Effect.flatMap(McClient, (mc) => mc.purgeNamespace(namespace, options))

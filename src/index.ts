@@ -6,6 +6,7 @@ export * from "./Errors.js"
 export type {
   CompressionCodec,
   DeleteOptions,
+  Expiration,
   GetMultiOptions,
   GetOptions,
   IncrDecrOptions,
