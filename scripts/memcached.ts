@@ -36,14 +36,20 @@ const canConnect = (target: net.NetConnectOpts): Promise<boolean> =>
 
 /**
  * Starts `memcached -l 127.0.0.1 -U 0 -p <port>` (or `-s <socketPath>`) and waits until it
- * accepts connections.
+ * accepts connections. `host` listens elsewhere, e.g. "::1" (the address is then "[::1]:<port>").
  * `extraArgs` go to memcached (e.g. ["-t", "1"], ["-I", "2m"]).
  */
 export const startMemcached = async (
-  options: { readonly port?: number; readonly socketPath?: string; readonly extraArgs?: ReadonlyArray<string> } = {},
+  options: {
+    readonly port?: number
+    readonly socketPath?: string
+    readonly host?: string
+    readonly extraArgs?: ReadonlyArray<string>
+  } = {},
 ): Promise<MemcachedProcess> => {
   const port = options.socketPath === undefined ? (options.port ?? (await freePort())) : 0
-  const listen = options.socketPath === undefined ? ["-l", "127.0.0.1", "-p", String(port)] : ["-s", options.socketPath]
+  const host = options.host ?? "127.0.0.1"
+  const listen = options.socketPath === undefined ? ["-l", host, "-p", String(port)] : ["-s", options.socketPath]
   const args = [...listen, "-U", "0", "-m", "64", ...(options.extraArgs ?? [])]
   if (process.getuid?.() === 0) args.push("-u", "root")
   const child = spawn("memcached", args, { stdio: ["ignore", "ignore", "pipe"] })
@@ -52,10 +58,10 @@ export const startMemcached = async (
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
   for (let i = 0; i < 200; i++) {
     if (child.exitCode !== null) throw new Error(`memcached exited at start (port ${port}): ${stderr}`)
-    if (await canConnect(options.socketPath === undefined ? { host: "127.0.0.1", port } : { path: options.socketPath })) {
+    if (await canConnect(options.socketPath === undefined ? { host, port } : { path: options.socketPath })) {
       return {
         port,
-        address: options.socketPath ?? `127.0.0.1:${port}`,
+        address: options.socketPath ?? (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`),
         process: child,
         stop: async (signal = "SIGTERM") => {
           if (child.exitCode === null && child.signalCode === null) child.kill(signal)

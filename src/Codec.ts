@@ -53,8 +53,11 @@ export const encodeValue = <A, I>(
   const bytes: Effect.Effect<Uint8Array, EncodeError> =
     format === "json"
       ? Schema.encode(Schema.parseJson(schema))(value).pipe(
-          Effect.map((text) => Buffer.from(text, "utf8")),
           Effect.mapError((e) => fail(message(e), e)),
+          // JSON.stringify gives undefined (not text) for undefined, functions and symbols.
+          Effect.flatMap((text: unknown) =>
+            typeof text === "string" ? Effect.succeed(Buffer.from(text, "utf8")) : Effect.fail(fail("the value has no JSON form")),
+          ),
         )
       : Effect.flatMap(
           Schema.encode(schema)(value).pipe(Effect.mapError((e) => fail(message(e), e))),

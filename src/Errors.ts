@@ -148,6 +148,20 @@ export class NoServers extends Data.TaggedError("NoServers")<{ readonly reason: 
   }
 }
 
+/**
+ * An option of `McClient.layer` / `make` / `layerConfig` / `layerMemory` is invalid: the layer fails
+ * with this before it opens anything. `value` is the given value, rendered as text.
+ */
+export class InvalidOption extends Data.TaggedError("InvalidOption")<{
+  readonly option: string
+  readonly value: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `memcache: invalid option ${this.option} (${this.value}): ${this.reason}`
+  }
+}
+
 /** The server is older than 1.6.14, the oldest meta protocol dialect this client speaks. */
 export class UnsupportedServerVersion extends Data.TaggedError("UnsupportedServerVersion")<{
   readonly server: string

@@ -9,12 +9,14 @@ import { makeClient } from "./client/Client.js"
 import { gzip } from "./client/Compression.js"
 import { makeKeyEncoder } from "./client/Keys.js"
 import type { Transport } from "./client/Transport.js"
-import { type DecodeError, type McError, NoServers } from "./Errors.js"
+import type { DecodeError, InvalidOption, McError, NoServers } from "./Errors.js"
+import { checkOptions } from "./OptionsCheck.js"
 import type { Item, ItemInput } from "./Item.js"
 import { makeMemoryTransport, type MemoryOptions } from "./layers/memory.js"
 import { defaultReconnect, defaultRetry, makeTcpTransport } from "./layers/tcp.js"
 import type {
   DeleteOptions,
+  Expiration,
   GetMultiOptions,
   GetOptions,
   IncrDecrOptions,
@@ -39,14 +41,15 @@ const clientOver = (transport: Transport, options: Partial<McClientOptions>): Mc
     compression: options.compression ?? gzip,
   })
 
-/** Builds a client over TCP in the current scope; closing the scope closes every socket and timer. */
-export const make = (options: McClientOptions): Effect.Effect<McClientService, NoServers, Scope.Scope> =>
+/**
+ * Builds a client over TCP in the current scope; closing the scope closes every socket and timer.
+ * Invalid options fail with `InvalidOption` (`NoServers` for an empty list) before anything opens.
+ */
+export const make = (given: McClientOptions): Effect.Effect<McClientService, NoServers | InvalidOption, Scope.Scope> =>
   Effect.gen(function* () {
-    if (options.servers.length === 0) return yield* new NoServers({ reason: "the servers list is empty" })
-    const specs = yield* Effect.try({
-      try: () => options.servers.map(parseServerSpec),
-      catch: (e) => new NoServers({ reason: `invalid server: ${e instanceof Error ? e.message : String(e)}` }),
-    })
+    // A checked plain copy: nothing below reads the caller's object again.
+    const options = yield* checkOptions(given, "required")
+    const specs = options.servers.map(parseServerSpec)
     const ring = options.pickServer === undefined ? makeKetamaRing(specs) : undefined
     const transport = yield* makeTcpTransport({
       servers: specs.map((s) => s.address),
@@ -62,10 +65,17 @@ export const make = (options: McClientOptions): Effect.Effect<McClientService, N
     return clientOver(transport, options)
   })
 
-/** The in-memory engine with memcached's semantics; client options other than servers apply. */
+/**
+ * The in-memory engine with memcached's semantics; client options other than servers apply.
+ * Invalid options fail with `InvalidOption`.
+ */
 export const makeMemory = (
-  options: MemoryOptions & Omit<Partial<McClientOptions>, "servers" | "pickServer"> = {},
-): McClientService => clientOver(makeMemoryTransport(options), options)
+  given?: MemoryOptions & Omit<Partial<McClientOptions>, "servers" | "pickServer">,
+): Effect.Effect<McClientService, InvalidOption> =>
+  Effect.map(
+    checkOptions(given, "unused") as Effect.Effect<MemoryOptions & Omit<Partial<McClientOptions>, "servers" | "pickServer">, InvalidOption>,
+    (options) => clientOver(makeMemoryTransport(options), options),
+  )
 
 /** `MEMCACHE_SERVERS`: a comma-separated list of servers. */
 export const serversFromEnv: Config.Config<ReadonlyArray<string>> = Config.string("MEMCACHE_SERVERS").pipe(
@@ -78,29 +88,31 @@ export const serversFromEnv: Config.Config<ReadonlyArray<string>> = Config.strin
 )
 
 export class McClient extends Context.Tag("effect-memcache/McClient")<McClient, McClientService>() {
-  /** Real servers over TCP. Fails only for invalid options (`NoServers` for an empty list). */
-  static readonly layer = (options: McClientOptions): Layer.Layer<McClient, NoServers> =>
+  /** Real servers over TCP. Fails only for invalid options: `InvalidOption`, `NoServers` for an empty list. */
+  static readonly layer = (options: McClientOptions): Layer.Layer<McClient, NoServers | InvalidOption> =>
     Layer.scoped(McClient, make(options))
 
   /** Options from `Config`, e.g. `McClient.layerConfig({ servers: McClient.serversFromEnv })`. */
   static readonly layerConfig = (
     config: Config.Config.Wrap<McClientOptions>,
-  ): Layer.Layer<McClient, NoServers | ConfigError.ConfigError> =>
+  ): Layer.Layer<McClient, NoServers | InvalidOption | ConfigError.ConfigError> =>
     Layer.scoped(McClient, Effect.flatMap(Config.unwrap(config), make))
 
   /** Servers from `MEMCACHE_SERVERS` (comma-separated `host:port`), other options as given. */
   static readonly layerFromEnv = (
     options: Omit<McClientOptions, "servers"> = {},
-  ): Layer.Layer<McClient, NoServers | ConfigError.ConfigError> =>
+  ): Layer.Layer<McClient, NoServers | InvalidOption | ConfigError.ConfigError> =>
     Layer.scoped(
       McClient,
-      Effect.flatMap(serversFromEnv, (servers) => make({ ...options, servers })),
+      Effect.flatMap(serversFromEnv, (servers) =>
+        Effect.flatMap(checkOptions(options, "unused"), (checked) => make({ ...checked, servers })),
+      ),
     )
 
   /** The in-memory engine: memcached semantics, time from Effect's Clock. */
   static readonly layerMemory = (
     options?: MemoryOptions & Omit<Partial<McClientOptions>, "servers" | "pickServer">,
-  ): Layer.Layer<McClient> => Layer.sync(McClient, () => makeMemory(options))
+  ): Layer.Layer<McClient, InvalidOption> => Layer.effect(McClient, makeMemory(options))
 
   static readonly serversFromEnv = serversFromEnv
 
@@ -125,11 +137,11 @@ export class McClient extends Context.Tag("effect-memcache/McClient")<McClient, 
   static readonly compareAndSwap = (item: ItemInput, options?: SetOptions) =>
     Effect.flatMap(McClient, (mc) => mc.compareAndSwap(item, options))
   static readonly del = (key: string, options?: DeleteOptions) => Effect.flatMap(McClient, (mc) => mc.del(key, options))
-  static readonly inc = (key: string, delta: bigint | number, expiration?: number, options?: IncrDecrOptions) =>
+  static readonly inc = (key: string, delta: bigint | number, expiration?: Expiration, options?: IncrDecrOptions) =>
     Effect.flatMap(McClient, (mc) => mc.inc(key, delta, expiration, options))
-  static readonly dec = (key: string, delta: bigint | number, expiration?: number, options?: IncrDecrOptions) =>
+  static readonly dec = (key: string, delta: bigint | number, expiration?: Expiration, options?: IncrDecrOptions) =>
     Effect.flatMap(McClient, (mc) => mc.dec(key, delta, expiration, options))
-  static readonly touch = (key: string, expiration: number, options?: TimeoutOption) =>
+  static readonly touch = (key: string, expiration: Expiration, options?: TimeoutOption) =>
     Effect.flatMap(McClient, (mc) => mc.touch(key, expiration, options))
   static readonly purgeNamespace = (namespace: string, options?: TimeoutOption) =>
     Effect.flatMap(McClient, (mc) => mc.purgeNamespace(namespace, options))

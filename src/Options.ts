@@ -7,6 +7,16 @@ export interface CompressionCodec {
   readonly decompress: (data: Uint8Array) => Uint8Array | Effect.Effect<Uint8Array, unknown>
 }
 
+/**
+ * A time to live, or a window (`earlyRecache`, `invalidate`):
+ * - a number is whole seconds, 0..2^31-1; above 30 days (2592000) memcached reads it as an
+ *   absolute Unix time in seconds;
+ * - a `Duration` or a duration string ("1 hour") is relative, rounded up to whole seconds, at most
+ *   30 days.
+ * For an expiration, 0 (and `Duration.infinity`) means no expiry. Anything else is a `ClientError`.
+ */
+export type Expiration = number | Duration.Duration | `${number} ${Duration.Unit}`
+
 /** How binary-encoded keys are hashed before base64 (see README "Keys"). */
 export type KeyHash = "sha256-128" | "xxhash64"
 
@@ -46,8 +56,8 @@ export interface GetOptions {
   readonly hit?: boolean | undefined
   readonly lastAccess?: boolean | undefined
   readonly ttl?: boolean | undefined
-  /** seconds: win the recache token when the remaining TTL is below this (`R`) */
-  readonly earlyRecache?: number | undefined
+  /** win the recache token when the remaining TTL is below this (`R`); see `Expiration` */
+  readonly earlyRecache?: Expiration | undefined
   readonly timeout?: Duration.DurationInput | undefined
 }
 
@@ -67,8 +77,8 @@ export interface GetMultiOptions extends GetOptions {
 }
 
 export interface SetOptions {
-  /** seconds (or a unix time above 30 days, as memcached reads it); 0 = never expire */
-  readonly expiration?: number | undefined
+  /** seconds (or a unix time above 30 days, as memcached reads it), a Duration or "1 hour"; 0 = never expire */
+  readonly expiration?: Expiration | undefined
   readonly namespace?: string | undefined
   /** compress values longer than this many bytes */
   readonly compression?: number | undefined
@@ -78,8 +88,8 @@ export interface SetOptions {
 }
 
 export interface DeleteOptions {
-  /** mark the item stale for this many seconds instead of deleting it (`md I T<s>`) */
-  readonly invalidate?: number | undefined
+  /** mark the item stale for this long instead of deleting it (`md I T<s>`); see `Expiration` */
+  readonly invalidate?: Expiration | undefined
   readonly timeout?: Duration.DurationInput | undefined
 }
 

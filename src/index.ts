@@ -22,6 +22,7 @@ export {
 export type {
   CompressionCodec,
   DeleteOptions,
+  Expiration,
   GetMultiOptions,
   GetOptions,
   IncrDecrOptions,

@@ -2,15 +2,15 @@
  * The client's operations, written once over a `Transport`: key encoding, namespaces,
  * compression, min-uses, getMulti fan-out and codecs run the same on TCP and in memory.
  */
-import { Duration, Effect, Exit, type Schema } from "effect"
+import { Duration, Effect, Exit, Schema } from "effect"
 import { type CodecOption, decodeValue, encodeValue } from "../Codec.js"
 import {
   BadIncrDec,
   ClientError,
   DecodeError,
+  EncodeError,
   type CacheMiss,
   type CASConflict,
-  type EncodeError,
   type McError,
   type NotStored,
 } from "../Errors.js"
@@ -18,6 +18,7 @@ import type { Item, ItemInput } from "../Item.js"
 import type {
   CompressionCodec,
   DeleteOptions,
+  Expiration,
   GetMultiOptions,
   GetOptions,
   IncrDecrOptions,
@@ -27,6 +28,20 @@ import type {
 import { constantFlags, type GetFlags, type MetaRequest, type SetMode } from "../protocol/Request.js"
 import type { Reply } from "../protocol/Reply.js"
 import { runCodec } from "./Compression.js"
+import {
+  badInput,
+  expirationRule,
+  expirationSeconds,
+  isFlag,
+  isOptions,
+  isValue,
+  notAKey,
+  reasonOf,
+  render,
+  timeoutMillisOf,
+  timeoutRule,
+  unreadable,
+} from "./Inputs.js"
 import type { KeyEncoder } from "./Keys.js"
 import { makeNamespaces } from "./Namespaces.js"
 import { cacheMiss, casConflict, notStored, unexpected } from "./Replies.js"
@@ -68,16 +83,16 @@ export interface McClientService {
   readonly inc: (
     key: string,
     delta: bigint | number,
-    expiration?: number,
+    expiration?: Expiration,
     options?: IncrDecrOptions,
   ) => Effect.Effect<bigint, CacheMiss | BadIncrDec | McError>
   readonly dec: (
     key: string,
     delta: bigint | number,
-    expiration?: number,
+    expiration?: Expiration,
     options?: IncrDecrOptions,
   ) => Effect.Effect<bigint, CacheMiss | BadIncrDec | McError>
-  readonly touch: (key: string, expiration: number, options?: TimeoutOption) => Effect.Effect<void, CacheMiss | McError>
+  readonly touch: (key: string, expiration: Expiration, options?: TimeoutOption) => Effect.Effect<void, CacheMiss | McError>
   readonly purgeNamespace: (namespace: string, options?: TimeoutOption) => Effect.Effect<void, McError>
   /** get, then decode the value with a schema (format read from the item's flags) */
   readonly getAs: <A, I>(
@@ -174,18 +189,87 @@ const MAX_U64 = 0xffffffffffffffffn
 const encoder = new TextEncoder()
 const toBytes = (value: Uint8Array | string): Uint8Array => (typeof value === "string" ? encoder.encode(value) : value)
 
-const badInput = (key: string, reason: string) => new ClientError({ key, reason })
+const badExpiration = (key: string, what: string, value: unknown) =>
+  badInput(key, `${what} must be ${expirationRule}, got ${render(value)}`)
+const badTimeout = (key: string | undefined, value: unknown) => badInput(key, `timeout must be ${timeoutRule}, got ${render(value)}`)
+const badOptions = (key: string | undefined, value: unknown) => badInput(key, `options must be an object, got ${render(value)}`)
+const badValue = (key: string, value: unknown) =>
+  badInput(key, `a value must be a Uint8Array or a string, got ${render(value)}`)
 
-const checkExpiration = (key: string, exp: number | undefined): ClientError | undefined =>
-  exp === undefined || (Number.isInteger(exp) && exp >= -1 && exp <= 0xffffffff)
-    ? undefined
-    : badInput(key, `expiration must be an integer number of seconds, got ${exp}`)
+/** Whole numbers in 0..2^64-1 for inc/dec: a bigint, or a safe integer number; else `undefined`. */
+const toU64 = (n: unknown): bigint | undefined => {
+  const v = typeof n === "bigint" ? n : typeof n === "number" && Number.isSafeInteger(n) ? BigInt(n) : undefined
+  return v !== undefined && v >= 0n && v <= MAX_U64 ? v : undefined
+}
+
+/** `namespace`: text whose UTF-8 form fits the value header's u16 length. */
+const isNamespace = (ns: unknown): ns is string =>
+  typeof ns === "string" && (ns.length <= 21_845 || Buffer.byteLength(ns, "utf8") <= 0xffff)
+
+/** Get options read once (a getter or Proxy is not read again) and checked; `timeout` in ms. */
+const checkGetOptions = (key: string | undefined, o: unknown): GetMultiOptions | ClientError => {
+  if (!isOptions(o)) return badOptions(key, o)
+  if (o === undefined) return {}
+  let cas: unknown, hit: unknown, lastAccess: unknown, ttl: unknown, earlyRecache: unknown, timeout: unknown, broadcast: unknown, partial: unknown
+  try {
+    ;({ cas, hit, lastAccess, ttl, earlyRecache, timeout, broadcast, partial } = o as Record<string, unknown>)
+  } catch (e) {
+    return unreadable(key, "the options", e)
+  }
+  if (!isFlag(cas)) return badInput(key, `cas must be a boolean, got ${render(cas)}`)
+  if (!isFlag(hit)) return badInput(key, `hit must be a boolean, got ${render(hit)}`)
+  if (!isFlag(lastAccess)) return badInput(key, `lastAccess must be a boolean, got ${render(lastAccess)}`)
+  if (!isFlag(ttl)) return badInput(key, `ttl must be a boolean, got ${render(ttl)}`)
+  if (!isFlag(broadcast)) return badInput(key, `broadcast must be a boolean, got ${render(broadcast)}`)
+  if (!isFlag(partial)) return badInput(key, `partial must be a boolean, got ${render(partial)}`)
+  const R = earlyRecache === undefined ? undefined : expirationSeconds(earlyRecache, false)
+  if (R !== undefined && R < 0) return badInput(key, `earlyRecache must be ${expirationRule} (not infinite), got ${render(earlyRecache)}`)
+  const timeoutMillis = timeoutMillisOf(timeout, -2)
+  if (timeoutMillis === -1) return badTimeout(key, timeout)
+  return {
+    cas: cas as boolean | undefined,
+    hit: hit as boolean | undefined,
+    lastAccess: lastAccess as boolean | undefined,
+    ttl: ttl as boolean | undefined,
+    earlyRecache: R,
+    timeout: timeoutMillis === -2 ? undefined : timeoutMillis,
+    broadcast: broadcast as boolean | undefined,
+    partial: partial as boolean | undefined,
+  }
+}
+
+/** The `timeout` of an options object that has nothing else (touch, purgeNamespace), in ms, or the error. */
+const checkTimeoutOption = (key: string | undefined, o: unknown, fallback: number): number | ClientError => {
+  if (o === undefined) return fallback
+  if (!isOptions(o)) return badOptions(key, o)
+  let timeout: unknown
+  try {
+    timeout = (o as TimeoutOption).timeout
+  } catch (e) {
+    return unreadable(key, "the options", e)
+  }
+  const ms = timeoutMillisOf(timeout, fallback)
+  return ms === -1 ? badTimeout(key, timeout) : ms
+}
+
+/** A codec option: "json", "msgpack" or `{ encode, decode }`. */
+const isCodec = (codec: unknown): boolean => {
+  if (codec === undefined || codec === "json" || codec === "msgpack") return true
+  if (typeof codec !== "object" || codec === null) return false
+  try {
+    const c = codec as { readonly encode?: unknown; readonly decode?: unknown }
+    return typeof c.encode === "function" && typeof c.decode === "function"
+  } catch {
+    return false
+  }
+}
 
 export const makeClient = (transport: Transport, config: ClientConfig): McClientService => {
   const { keys } = config
   const b = keys.binary
+  // Per-call timeouts are checked (and turned into milliseconds) at the top of each operation.
   const timeoutOf = (t: Duration.DurationInput | undefined): number =>
-    t === undefined ? config.timeoutMillis : Duration.toMillis(Duration.decode(t))
+    t === undefined ? config.timeoutMillis : typeof t === "number" ? t : Duration.toMillis(Duration.decode(t))
   const ns = makeNamespaces(transport, keys)
 
   /** Applies what the upper flag bits say: namespace validity, then decompression. */
@@ -232,7 +316,8 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
           l: o.lastAccess === true,
           t: o.ttl === true,
           v: true,
-          ...(o.earlyRecache === undefined ? {} : { R: o.earlyRecache }),
+          // checked options: earlyRecache is already whole seconds (checkGetOptions)
+          ...(o.earlyRecache === undefined ? {} : { R: o.earlyRecache as number }),
         }
 
   /** Decodes a get's reply; `timeoutMillis` bounds the namespace lookup of a namespaced item. */
@@ -249,9 +334,16 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
   // Gets without options share one decoder (no closure per call).
   const decodePlainGet = decodeGet(config.timeoutMillis)
 
-  const get = (key: string, o?: GetOptions): Effect.Effect<Item, CacheMiss | McError | DecodeError> => {
+  const get = (key: string, options?: GetOptions): Effect.Effect<Item, CacheMiss | McError | DecodeError> => {
+    if (typeof key !== "string") return Exit.fail(notAKey(key))
     const wire = keys.encode(key)
     if (typeof wire !== "string") return Exit.fail(wire)
+    let o: GetOptions | undefined
+    if (options !== undefined) {
+      const checked = checkGetOptions(key, options)
+      if (checked instanceof ClientError) return Exit.fail(checked)
+      o = checked
+    }
     const timeoutMillis = timeoutOf(o?.timeout)
     const request: MetaRequest = { command: "mg", key: wire, flags: getFlags(o) }
     return transport.request<Item, CacheMiss | DecodeError>(
@@ -262,7 +354,31 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     )
   }
 
-  const getMulti = (keyList: Iterable<string>, o?: GetMultiOptions): Effect.Effect<ReadonlyMap<string, Item> | PartialItems, McError | DecodeError> =>
+  /** Reads the keys once (any iterable but a string) and checks them and the options. */
+  const getMulti = (
+    keyList: Iterable<string>,
+    options?: GetMultiOptions,
+  ): Effect.Effect<ReadonlyMap<string, Item> | PartialItems, McError | DecodeError> => {
+    if (typeof keyList === "string") return Exit.fail(badInput(undefined, "getMulti takes an iterable of keys, not one string"))
+    const o = checkGetOptions(undefined, options)
+    if (o instanceof ClientError) return Exit.fail(o)
+    const list: Array<string> = []
+    try {
+      for (const key of keyList) {
+        if (typeof key !== "string") return Exit.fail(notAKey(key))
+        list.push(key)
+      }
+    } catch (e) {
+      return Exit.fail(unreadable(undefined, "the keys", e))
+    }
+    // Without options, the shared flags of a plain get (encoded once).
+    return getMultiChecked(list, options === undefined ? undefined : o)
+  }
+
+  const getMultiChecked = (
+    keyList: Iterable<string>,
+    o?: GetMultiOptions,
+  ): Effect.Effect<ReadonlyMap<string, Item> | PartialItems, McError | DecodeError> =>
     Effect.suspend(() => {
       const all = Array.from(new Set(keyList))
       const timeoutMillis = timeoutOf(o?.timeout)
@@ -370,47 +486,86 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     internal: number,
     o: SetOptions | undefined,
   ): Effect.Effect<void, NotStored | CASConflict | CacheMiss | McError> => {
-    const key = input.key
+    // Every input is read once into a local (a getter or a Proxy is not asked twice), then checked.
+    if (typeof input !== "object" || input === null)
+      return Exit.fail(badInput(undefined, `an item must be an object { key, value }, got ${render(input)}`))
+    let key: unknown, rawValue: unknown, rawFlags: unknown, rawCas: unknown
+    try {
+      key = input.key
+      rawValue = input.value
+      rawFlags = input.flags
+      if (cas) rawCas = input.cas
+    } catch (e) {
+      return Exit.fail(unreadable(undefined, "the item", e))
+    }
+    if (typeof key !== "string") return Exit.fail(notAKey(key))
     const wire = keys.encode(key)
     if (typeof wire !== "string") return Exit.fail(wire)
-    const userFlags = input.flags ?? 0
-    if (!Number.isInteger(userFlags) || userFlags < 0 || userFlags > USER_FLAGS_MASK)
-      return Exit.fail(badInput(key, `flags must be an integer in 0..65535, got ${userFlags}`))
-    const badExp = checkExpiration(key, o?.expiration)
-    if (badExp !== undefined) return Exit.fail(badExp)
-    if (cas && input.cas === undefined)
-      return Exit.fail(badInput(key, "compareAndSwap needs the item's cas (read it with get(key, { cas: true }))"))
-    const timeoutMillis = timeoutOf(o?.timeout)
-    const exp = o?.expiration ?? 0
+    if (!isValue(rawValue)) return Exit.fail(badValue(key, rawValue))
+    const userFlags = rawFlags === undefined ? 0 : rawFlags
+    if (typeof userFlags !== "number" || !Number.isInteger(userFlags) || userFlags < 0 || userFlags > USER_FLAGS_MASK)
+      return Exit.fail(badInput(key, `flags must be an integer in 0..65535, got ${render(userFlags)}`))
+    if (cas && (typeof rawCas !== "bigint" || rawCas < 0n || rawCas > MAX_U64))
+      return Exit.fail(
+        rawCas === undefined
+          ? badInput(key, "compareAndSwap needs the item's cas (read it with get(key, { cas: true }))")
+          : badInput(key, `cas must be a bigint in 0..2^64-1, got ${render(rawCas)}`),
+      )
+    if (!isOptions(o)) return Exit.fail(badOptions(key, o))
+    let rawExp: unknown, rawTimeout: unknown, namespace: unknown, compression: unknown, minUses: unknown
+    if (o !== undefined) {
+      try {
+        rawExp = o.expiration
+        rawTimeout = o.timeout
+        namespace = o.namespace
+        compression = o.compression
+        minUses = o.minUses
+      } catch (e) {
+        return Exit.fail(unreadable(key, "the options", e))
+      }
+    }
+    const exp = rawExp === undefined ? 0 : expirationSeconds(rawExp, true)
+    if (exp < 0) return Exit.fail(badExpiration(key, "expiration", rawExp))
+    const timeoutMillis = timeoutMillisOf(rawTimeout, config.timeoutMillis)
+    if (timeoutMillis < 0) return Exit.fail(badTimeout(key, rawTimeout))
+    if (namespace !== undefined && !isNamespace(namespace))
+      return Exit.fail(badInput(key, `namespace must be a string of at most 65535 UTF-8 bytes, got ${render(namespace)}`))
+    if (compression !== undefined && !(typeof compression === "number" && compression >= 0))
+      return Exit.fail(badInput(key, `compression must be a number of bytes >= 0, got ${render(compression)}`))
+    if (minUses !== undefined && !(Number.isSafeInteger(minUses) && (minUses as number) >= 0))
+      return Exit.fail(badInput(key, `minUses must be an integer >= 0, got ${render(minUses)}`))
     const M = mode === "S" ? undefined : mode
     const T = exp === 0 ? undefined : exp
-    const C = cas ? input.cas : undefined
+    const C = cas ? (rawCas as bigint) : undefined
     const idempotent = mode === "S" && !cas
-    const value = toBytes(input.value)
+    const value = toBytes(rawValue)
     // The common case: nothing but bytes and flags.
-    if (o === undefined || (o.namespace === undefined && o.compression === undefined && (o.minUses ?? 1) <= 1)) {
+    if (namespace === undefined && compression === undefined && ((minUses as number | undefined) ?? 1) <= 1) {
       const F = userFlags | internal
       return sendStore(key, wire, value, M, F === 0 ? undefined : F, T, C, undefined, timeoutMillis, idempotent)
     }
+    const uses = (minUses as number | undefined) ?? 1
+    const threshold = compression as number | undefined
+    const space = namespace as string | undefined
     return Effect.gen(function* () {
-      if ((o.minUses ?? 1) > 1) {
-        const uses = yield* ns.countUse(key, exp, timeoutMillis)
-        if (uses < BigInt(o.minUses!)) return
+      if (uses > 1) {
+        const count = yield* ns.countUse(key, exp, timeoutMillis)
+        if (count < BigInt(uses)) return
       }
       let payload = value
       let bits = internal
-      if (o.compression !== undefined && payload.length > o.compression) {
+      if (threshold !== undefined && payload.length > threshold) {
         const packed = yield* runCodec(config.compression.compress, payload).pipe(
-          Effect.mapError((cause) => badInput(key, `compression failed: ${String(cause)}`)),
+          Effect.mapError((cause) => badInput(key, `compression failed: ${reasonOf(cause)}`)),
         )
         if (packed.length < payload.length) {
           payload = packed
           bits |= COMPRESSED
         }
       }
-      if (o.namespace !== undefined) {
-        const version = yield* ns.version(o.namespace, timeoutMillis)
-        payload = writeNamespaceHeader(o.namespace, version, payload)
+      if (space !== undefined) {
+        const version = yield* ns.version(space, timeoutMillis)
+        payload = writeNamespaceHeader(space, version, payload)
         bits |= NAMESPACED
       }
       const F = userFlags | bits
@@ -426,19 +581,39 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
   const concat =
     (mode: "A" | "P") =>
     (input: ItemInput, o?: SetOptions): Effect.Effect<void, NotStored | McError> => {
-      const key = input.key
+      // Read once, then checked (flags, namespace, compression and minUses do not apply here).
+      if (typeof input !== "object" || input === null)
+        return Exit.fail(badInput(undefined, `an item must be an object { key, value }, got ${render(input)}`))
+      let key: unknown, rawValue: unknown, rawExp: unknown, rawTimeout: unknown
+      try {
+        key = input.key
+        rawValue = input.value
+      } catch (e) {
+        return Exit.fail(unreadable(undefined, "the item", e))
+      }
+      if (typeof key !== "string") return Exit.fail(notAKey(key))
       const wire = keys.encode(key)
       if (typeof wire !== "string") return Exit.fail(wire)
-      const badExp = checkExpiration(key, o?.expiration)
-      if (badExp !== undefined) return Exit.fail(badExp)
-      const timeoutMillis = timeoutOf(o?.timeout)
-      const value = toBytes(input.value)
+      if (!isValue(rawValue)) return Exit.fail(badValue(key, rawValue))
+      if (!isOptions(o)) return Exit.fail(badOptions(key, o))
+      if (o !== undefined) {
+        try {
+          rawExp = o.expiration
+          rawTimeout = o.timeout
+        } catch (e) {
+          return Exit.fail(unreadable(key, "the options", e))
+        }
+      }
+      const exp = rawExp === undefined ? 0 : expirationSeconds(rawExp, true)
+      if (exp < 0) return Exit.fail(badExpiration(key, "expiration", rawExp))
+      const timeoutMillis = timeoutMillisOf(rawTimeout, config.timeoutMillis)
+      if (timeoutMillis < 0) return Exit.fail(badTimeout(key, rawTimeout))
+      const value = toBytes(rawValue)
       // Without C, an ms in these modes answers HD or NS (or an infrastructure error).
       const send = (M: SetMode, T: number | undefined, N: number | undefined) =>
         sendStore(key, wire, value, M, undefined, T, undefined, N, timeoutMillis, false) as Effect.Effect<void, NotStored | McError>
       const plain = send(mode, undefined, undefined)
-      const exp = o?.expiration
-      if (exp === undefined || exp === 0) return plain
+      if (exp === 0) return plain
       return Effect.flatMap(transport.version(key), (version) => {
         if (supportsAppendVivify(version)) return send(mode, undefined, exp)
         const add = send("E", exp, undefined)
@@ -450,10 +625,25 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     }
 
   const del = (key: string, o?: DeleteOptions): Effect.Effect<void, CacheMiss | McError> => {
+    if (typeof key !== "string") return Exit.fail(notAKey(key))
     const wire = keys.encode(key)
     if (typeof wire !== "string") return Exit.fail(wire)
-    const timeoutMillis = timeoutOf(o?.timeout)
-    const flags = o?.invalidate === undefined ? { b } : { b, I: true, T: o.invalidate }
+    if (!isOptions(o)) return Exit.fail(badOptions(key, o))
+    let rawInvalidate: unknown, rawTimeout: unknown
+    if (o !== undefined) {
+      try {
+        rawInvalidate = o.invalidate
+        rawTimeout = o.timeout
+      } catch (e) {
+        return Exit.fail(unreadable(key, "the options", e))
+      }
+    }
+    const timeoutMillis = timeoutMillisOf(rawTimeout, config.timeoutMillis)
+    if (timeoutMillis < 0) return Exit.fail(badTimeout(key, rawTimeout))
+    // Infinity: stale until replaced (T0).
+    const T = rawInvalidate === undefined ? undefined : expirationSeconds(rawInvalidate, true)
+    if (T !== undefined && T < 0) return Exit.fail(badExpiration(key, "invalidate", rawInvalidate))
+    const flags = T === undefined ? { b } : { b, I: true, T }
     return transport.request<void, CacheMiss>(
       key,
       { command: "md", key: wire, flags },
@@ -467,31 +657,41 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     (
       key: string,
       delta: bigint | number,
-      expiration?: number,
+      expiration?: Expiration,
       o?: IncrDecrOptions,
     ): Effect.Effect<bigint, CacheMiss | BadIncrDec | McError> => {
+      if (typeof key !== "string") return Exit.fail(notAKey(key))
       const wire = keys.encode(key)
       if (typeof wire !== "string") return Exit.fail(wire)
-      let d: bigint
-      let initial: bigint | undefined
-      try {
-        d = BigInt(delta)
-        initial = o?.initialValue === undefined ? undefined : BigInt(o.initialValue)
-      } catch {
-        return Exit.fail(new BadIncrDec({ key, reason: "delta and initial value must be integers" }))
+      if (!isOptions(o)) return Exit.fail(badOptions(key, o))
+      let rawInitial: unknown, rawTimeout: unknown
+      if (o !== undefined) {
+        try {
+          rawInitial = o.initialValue
+          rawTimeout = o.timeout
+        } catch (e) {
+          return Exit.fail(unreadable(key, "the options", e))
+        }
       }
-      if (d < 0n || d > MAX_U64) return Exit.fail(new BadIncrDec({ key, reason: "delta must be in 0..2^64-1" }))
-      if (initial !== undefined && (initial < 0n || initial > MAX_U64))
-        return Exit.fail(new BadIncrDec({ key, reason: "initial value must be in 0..2^64-1" }))
-      const badExp = checkExpiration(key, expiration)
-      if (badExp !== undefined) return Exit.fail(badExp)
-      const timeoutMillis = timeoutOf(o?.timeout)
+      // A number must be a safe integer: a larger one has already lost digits.
+      const d = toU64(delta)
+      if (d === undefined)
+        return Exit.fail(new BadIncrDec({ key, reason: `delta must be a bigint or a safe integer in 0..2^64-1, got ${render(delta)}` }))
+      const initial = rawInitial === undefined ? undefined : toU64(rawInitial)
+      if (rawInitial !== undefined && initial === undefined)
+        return Exit.fail(
+          new BadIncrDec({ key, reason: `initial value must be a bigint or a safe integer in 0..2^64-1, got ${render(rawInitial)}` }),
+        )
+      const exp = expiration === undefined ? 0 : expirationSeconds(expiration, true)
+      if (exp < 0) return Exit.fail(badExpiration(key, "expiration", expiration))
+      const timeoutMillis = timeoutMillisOf(rawTimeout, config.timeoutMillis)
+      if (timeoutMillis < 0) return Exit.fail(badTimeout(key, rawTimeout))
       const flags = {
         b,
         v: true,
         D: d,
         ...(mode === "D" ? { M: mode } : {}),
-        ...(initial === undefined ? {} : { N: expiration ?? 0, J: initial }),
+        ...(initial === undefined ? {} : { N: exp, J: initial }),
       }
       return transport.request<bigint, CacheMiss | BadIncrDec>(
         key,
@@ -512,16 +712,86 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
       )
     }
 
-  const touch = (key: string, expiration: number, o?: TimeoutOption): Effect.Effect<void, CacheMiss | McError> => {
+  const touch = (key: string, expiration: Expiration, o?: TimeoutOption): Effect.Effect<void, CacheMiss | McError> => {
+    if (typeof key !== "string") return Exit.fail(notAKey(key))
     const wire = keys.encode(key)
     if (typeof wire !== "string") return Exit.fail(wire)
-    const badExp = checkExpiration(key, expiration)
-    if (badExp !== undefined) return Exit.fail(badExp)
+    const T = expirationSeconds(expiration, true)
+    if (T < 0) return Exit.fail(badExpiration(key, "expiration", expiration))
+    const timeoutMillis = checkTimeoutOption(key, o, config.timeoutMillis)
+    if (typeof timeoutMillis !== "number") return Exit.fail(timeoutMillis)
     return transport.request<void, CacheMiss>(
       key,
-      { command: "mg", key: wire, flags: { b, T: expiration } },
+      { command: "mg", key: wire, flags: { b, T } },
       touched,
-      { timeoutMillis: timeoutOf(o?.timeout), idempotent: true, key },
+      { timeoutMillis, idempotent: true, key },
+    )
+  }
+
+  const purgeNamespace = (namespace: string, o?: TimeoutOption): Effect.Effect<void, McError> => {
+    if (!isNamespace(namespace))
+      return Exit.fail(badInput(undefined, `a namespace must be a string of at most 65535 UTF-8 bytes, got ${render(namespace)}`))
+    const timeoutMillis = checkTimeoutOption(undefined, o, config.timeoutMillis)
+    if (typeof timeoutMillis !== "number") return Exit.fail(timeoutMillis)
+    return ns.purge(namespace, timeoutMillis)
+  }
+
+  /** The schema and codec of getAs / setAs, checked; the codec is read once. */
+  const checkCodecArgs = (
+    schema: unknown,
+    o: unknown,
+  ): { readonly codec: CodecOption["codec"] } | ClientError => {
+    if (!Schema.isSchema(schema)) return badInput(undefined, `schema must be an Effect Schema, got ${render(schema)}`)
+    if (!isOptions(o)) return badOptions(undefined, o)
+    let codec: unknown
+    try {
+      codec = (o as CodecOption | undefined)?.codec
+    } catch (e) {
+      return unreadable(undefined, "the options", e)
+    }
+    if (!isCodec(codec))
+      return badInput(undefined, `codec must be "json", "msgpack" or { encode, decode }, got ${render(codec)}`)
+    return { codec: codec as CodecOption["codec"] }
+  }
+
+  const getAs = <A, I>(
+    schema: Schema.Schema<A, I, never>,
+    key: string,
+    o?: GetOptions & CodecOption,
+  ): Effect.Effect<A, CacheMiss | DecodeError | McError> => {
+    const checked = checkCodecArgs(schema, o)
+    if (checked instanceof ClientError) return Exit.fail(checked)
+    return Effect.flatMap(get(key, o), (item) => decodeValue(schema, key, item.value, internalFlagsOf(item), checked.codec))
+  }
+
+  const setAs = <A, I>(
+    schema: Schema.Schema<A, I, never>,
+    item: { readonly key: string; readonly value: A; readonly flags?: number | undefined },
+    o?: SetOptions & CodecOption,
+  ): Effect.Effect<void, EncodeError | McError> => {
+    const checked = checkCodecArgs(schema, o)
+    if (checked instanceof ClientError) return Exit.fail(checked)
+    if (typeof item !== "object" || item === null)
+      return Exit.fail(badInput(undefined, `an item must be an object { key, value }, got ${render(item)}`))
+    let key: unknown, value: unknown, flags: unknown
+    try {
+      key = item.key
+      value = item.value
+      flags = item.flags
+    } catch (e) {
+      return Exit.fail(unreadable(undefined, "the item", e))
+    }
+    if (typeof key !== "string") return Exit.fail(notAKey(key))
+    return encodeValue(schema, key, value as A, checked.codec).pipe(
+      // A schema's own code can throw on a hostile value (a getter, a Proxy): still an EncodeError.
+      Effect.catchAllDefect((cause) => Effect.fail(new EncodeError({ key, reason: reasonOf(cause), cause }))),
+      Effect.flatMap(
+        ({ bytes, internalFlags }) =>
+          storeAny("S", false, { key, value: bytes, flags: flags as number | undefined }, internalFlags, o) as Effect.Effect<
+            void,
+            McError
+          >,
+      ),
     )
   }
 
@@ -539,17 +809,8 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     inc: arithmetic("I"),
     dec: arithmetic("D"),
     touch,
-    purgeNamespace: (namespace, o) => ns.purge(namespace, timeoutOf(o?.timeout)),
-    getAs: (schema, key, o) =>
-      Effect.flatMap(get(key, o), (item) => decodeValue(schema, key, item.value, internalFlagsOf(item), o?.codec)),
-    setAs: (schema, item, o) =>
-      Effect.flatMap(
-        encodeValue(schema, item.key, item.value, o?.codec),
-        ({ bytes, internalFlags }) =>
-          storeAny("S", false, { key: item.key, value: bytes, flags: item.flags }, internalFlags, o) as Effect.Effect<
-            void,
-            McError
-          >,
-      ),
+    purgeNamespace,
+    getAs,
+    setAs,
   }
 }

@@ -21,6 +21,16 @@ const CACHE_LIMIT = 16_384
 
 const malformed = (key: string, reason: string) => withoutStack(() => new MalformedKey({ key, reason }))
 
+// A lone surrogate has no UTF-8 form: it is sent as U+FFFD, so two such keys would be one item.
+const LONE_SURROGATE = "key is not well-formed Unicode (a lone surrogate)"
+const isPairAt = (key: string, i: number): boolean => {
+  const c = key.charCodeAt(i)
+  if (c > 0xdbff) return false
+  const d = key.charCodeAt(i + 1)
+  return d >= 0xdc00 && d <= 0xdfff
+}
+const isWellFormed = (key: string): boolean => (key as unknown as { isWellFormed(): boolean }).isWellFormed()
+
 /** memcached's rules for a text key: 1–250 bytes, no whitespace or control characters. */
 export const validatePlainKey = (key: string): MalformedKey | undefined => {
   if (key.length === 0) return malformed(key, "empty key")
@@ -28,7 +38,10 @@ export const validatePlainKey = (key: string): MalformedKey | undefined => {
   for (let i = 0; i < key.length; i++) {
     const c = key.charCodeAt(i)
     if (c <= 32 || c === 127) return malformed(key, "key contains whitespace or a control character")
-    if (c > 127) ascii = false
+    if (c > 127) {
+      ascii = false
+      if (c >= 0xd800 && c <= 0xdfff && !isPairAt(key, i++)) return malformed(key, LONE_SURROGATE)
+    }
   }
   if ((ascii ? key.length : Buffer.byteLength(key)) > MAX_KEY_BYTES) return malformed(key, `key longer than ${MAX_KEY_BYTES} bytes`)
   return undefined
@@ -55,6 +68,7 @@ export const makeKeyEncoder = (options: { readonly binary: boolean; readonly has
       let wire = cache.get(key)
       if (wire === undefined) {
         if (key.length === 0) return malformed(key, "empty key")
+        if (!isWellFormed(key)) return malformed(key, LONE_SURROGATE)
         wire = digest(key)
         if (cache.size >= CACHE_LIMIT) cache = new Map()
         cache.set(key, wire)

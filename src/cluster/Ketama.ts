@@ -43,10 +43,15 @@ const checkWeight = (weight: number, spec: string): number => {
   return weight === 0 ? 1 : weight // libmemcached treats 0 as the default, 1
 }
 
+// `[v6]` or `[v6]:port`: an IPv6 literal in brackets (the host keeps them).
+const BRACKETED = /^(\[[0-9A-Za-z:.%_-]*:[0-9A-Za-z:.%_-]*\])(?::([^:]*))?$/
+
 /** Returns `[host, port]`, or `[path, undefined]` for a unix socket. */
 const splitAddress = (address: string, spec: string): readonly [string, number | undefined] => {
   if (address.startsWith("/")) return [address, undefined]
-  const [host = "", port, ...rest] = address.split(":")
+  const v6 = address.startsWith("[") ? BRACKETED.exec(address) : null
+  if (address.startsWith("[") && v6 === null) throw new Error(`Invalid address in server spec "${spec}"`)
+  const [host = "", port, ...rest] = v6 === null ? address.split(":") : [v6[1]!, ...(v6[2] === undefined ? [] : [v6[2]])]
   if (host === "" || rest.length > 0) throw new Error(`Invalid address in server spec "${spec}"`)
   if (port === undefined) return [host, DEFAULT_PORT]
   const n = parseInteger(port, "port", spec)
@@ -57,7 +62,8 @@ const splitAddress = (address: string, spec: string): readonly [string, number |
 /**
  * Parses `host`, `host:port`, `host:port:weight`, `/unix/path` or
  * `{ address, weight }`. The port defaults to 11211 and the weight to 1; a
- * weight of 0 means 1, as in libmemcached. IPv6 literals are not supported.
+ * weight of 0 means 1, as in libmemcached. An IPv6 literal goes in brackets:
+ * `[::1]`, `[::1]:11211`, `[::1]:11211:2`.
  * Throws on malformed input.
  *
  * @since 0.1.0
@@ -68,7 +74,14 @@ export const parseServerSpec = (
   const spec = typeof s === "string" ? s : s.address
   let address = spec
   let weight = typeof s === "string" ? 1 : s.weight ?? 1
-  if (typeof s === "string" && !s.startsWith("/")) {
+  if (typeof s === "string" && s.startsWith("[")) {
+    const close = s.indexOf("]")
+    const parts = close < 0 ? [] : s.slice(close + 1).split(":")
+    if (parts.length === 3) {
+      weight = parseInteger(parts[2]!, "weight", spec)
+      address = s.slice(0, close + 1) + ":" + parts[1]
+    }
+  } else if (typeof s === "string" && !s.startsWith("/")) {
     const parts = s.split(":")
     if (parts.length === 3) {
       weight = parseInteger(parts[2]!, "weight", spec)
@@ -130,7 +143,9 @@ export const makeKetamaRing = (specs: ReadonlyArray<ServerSpec>): KetamaRing => 
   const owners: Array<number> = []
   parsed.forEach(({ address }, owner) => {
     const [host, port] = splitAddress(address, address)
-    const prefix = port === DEFAULT_PORT ? host : `${host}:${port ?? 0}`
+    // libmemcached names an IPv6 server by its bare address
+    const bare = host.startsWith("[") ? host.slice(1, -1) : host
+    const prefix = port === DEFAULT_PORT ? bare : `${bare}:${port ?? 0}`
     for (let i = 0; i < pointCounts[owner]! / 4; i++) {
       const digest = md5(`${prefix}-${i}`)
       for (let word = 0; word < 4; word++) {
