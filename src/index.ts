@@ -11,6 +11,7 @@ export {
   CorruptResponse,
   DecodeError,
   EncodeError,
+  InvalidOption,
   MalformedKey,
   NoServers,
   NotStored,

@@ -141,8 +141,8 @@ const proxiedCluster = Effect.gen(function* () {
   const servers = [proxy.address, b, c]
   const ring = makeKetamaRing(servers.map((s) => parseServerSpec(s)))
   const health = captureHealth()
-  // The stall window equals the deadline here, so that a stalled server is marked down right after its callers time out.
-  const mc = yield* make({ servers, timeout: `${TIMEOUT_MS} millis`, stallTimeout: `${TIMEOUT_MS} millis`, dialTimeout: "100 millis" }).pipe(
+  // A stall window just past the deadline: a stalled server is marked down right after its callers time out.
+  const mc = yield* make({ servers, timeout: `${TIMEOUT_MS} millis`, stallTimeout: `${TIMEOUT_MS + 50} millis`, dialTimeout: "100 millis" }).pipe(
     Effect.provide(health.layer),
   )
   return { behind, proxy, ring, health, mc }

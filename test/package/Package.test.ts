@@ -102,15 +102,15 @@ const smoke = async (dir: string, script: string) => JSON.parse((await ok("node"
 /** Uses the public types; fails to compile if an internal helper is exported. */
 const consumer = (form: "esm" | "cjs") => `
 import { Effect, Layer } from "effect"
-import { CacheMiss, McClient, NoServers, valueText, type Item, type McClientOptions, type McError } from "effect-memcache"
+import { CacheMiss, InvalidOption, McClient, NoServers, valueText, type Item, type McClientOptions, type McError } from "effect-memcache"
 
 type Api = typeof import("effect-memcache")
 export const noInternals: "withoutStack" extends keyof Api ? false : true = true
 
 const options: McClientOptions = { servers: ["127.0.0.1:11211"] }
-export const tcp: Layer.Layer<McClient, NoServers> = McClient.layer(options)
+export const tcp: Layer.Layer<McClient, NoServers | InvalidOption> = McClient.layer(options)
 
-export const program: Effect.Effect<string, McError> = Effect.gen(function* () {
+export const program: Effect.Effect<string, McError | InvalidOption> = Effect.gen(function* () {
   yield* McClient.set({ key: "k", value: new Uint8Array([118]) })
   const item: Item = yield* McClient.get("k")
   const bytes: Uint8Array = item.value
