@@ -10,7 +10,8 @@
 # .cache/memcached-<version>/memcached (git-ignored); when one is there, the script only prints its
 # path. The last line of stdout is always the binary's path; progress goes to stderr.
 #
-# Needs root for apt-get (only when nothing is cached). Environment:
+# Needs root for apt-get (only when nothing is cached). Any cached build counts (the newest one), whatever
+# suite it came from. Environment:
 #   MEMCACHED_SUITE   Debian suite to take the source from (default: trixie)
 #   MEMCACHED_REBUILD=1  ignore the cache and build again
 set -euo pipefail
