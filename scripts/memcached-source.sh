@@ -92,9 +92,30 @@ make -j"$(nproc 2>/dev/null || echo 2)" memcached >make.log 2>&1 || { tail -n 40
 log "built in $((SECONDS - start)) s"
 
 # TLS must be in: `-Z` enables it, and the help lists the ssl_* options.
-./memcached -h | grep -q -- '-Z, --enable-ssl' || { log "the build has no TLS (-Z)"; exit 1; }
-./memcached -h | grep -q 'ssl_chain_cert' || { log "the build has no ssl_* options"; exit 1; }
+# (The help is read whole first: `memcached -h | grep -q` fails under pipefail when grep stops early.)
+help="$(./memcached -h)"
+grep -q -- '-Z, --enable-ssl' <<<"$help" || { log "the build has no TLS (-Z)"; exit 1; }
+grep -q 'ssl_chain_cert' <<<"$help" || { log "the build has no ssl_* options"; exit 1; }
 [[ "$(./memcached -V)" == "memcached $version" ]] || log "note: -V says '$(./memcached -V)'"
+# And it serves TLS: a self-signed certificate, `-Z`, and `version` through openssl s_client.
+if command -v openssl >/dev/null; then
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout tls-key.pem -out tls-cert.pem -days 1 -subj /CN=localhost >/dev/null 2>&1
+  port=$((20000 + RANDOM % 30000))
+  ./memcached -u root -l 127.0.0.1 -p "$port" -U 0 -Z -o ssl_chain_cert=tls-cert.pem,ssl_key=tls-key.pem >tls.log 2>&1 &
+  mc_pid=$!
+  reply=""
+  for _ in $(seq 1 30); do
+    reply="$( (printf 'version\r\n'; sleep 0.3) | timeout 5 openssl s_client -connect "127.0.0.1:$port" -quiet 2>/dev/null | tr -d '\r' || true)"
+    [[ -n "$reply" ]] && break
+    sleep 0.1
+  done
+  kill "$mc_pid" 2>/dev/null || true
+  wait "$mc_pid" 2>/dev/null || true
+  [[ "$reply" == "VERSION $version" ]] || { log "TLS check failed: got '$reply' ($(cat tls.log))"; exit 1; }
+  log "TLS check: 'version' over TLS answered '$reply'"
+else
+  log "openssl not installed: TLS (-Z) checked in the help text only"
+fi
 
 dest="$cache/memcached-$version"
 rm -rf "$dest.tmp"
@@ -102,7 +123,7 @@ mkdir -p "$dest.tmp"
 cp memcached "$dest.tmp/memcached"
 # Keep the sources beside the binary: the meta protocol code (proto_text.c) and its tests
 # (t/metaget.t) are the reference for src/memory/MemoryEngine.ts.
-tar -cf - --exclude='*.o' --exclude=memcached --exclude=memcached-debug . | (mkdir "$dest.tmp/src" && tar -xf - -C "$dest.tmp/src")
+tar -cf - --exclude='*.o' --exclude=memcached --exclude=memcached-debug --exclude='tls-*' --exclude=tls.log . | (mkdir "$dest.tmp/src" && tar -xf - -C "$dest.tmp/src")
 rm -rf "$dest"
 mv "$dest.tmp" "$dest"
 log "$("$dest/memcached" -V), TLS enabled"
