@@ -35,7 +35,16 @@ const canConnect = (target: net.NetConnectOpts): Promise<boolean> =>
   })
 
 /**
- * Starts `memcached -l 127.0.0.1 -U 0 -p <port>` (or `-s <socketPath>`) and waits until it
+ * The memcached binary the tests run: `MEMCACHED_BIN` (a path, e.g. the build of
+ * scripts/memcached-source.sh), or `memcached` on PATH.
+ */
+export const memcachedBin = (): string => {
+  const bin = process.env["MEMCACHED_BIN"]
+  return bin !== undefined && bin !== "" ? bin : "memcached"
+}
+
+/**
+ * Starts `<memcachedBin()> -l 127.0.0.1 -U 0 -p <port>` (or `-s <socketPath>`) and waits until it
  * accepts connections. `host` listens elsewhere, e.g. "::1" (the address is then "[::1]:<port>").
  * `extraArgs` go to memcached (e.g. ["-t", "1"], ["-I", "2m"]).
  */
@@ -52,12 +61,15 @@ export const startMemcached = async (
   const listen = options.socketPath === undefined ? ["-l", host, "-p", String(port)] : ["-s", options.socketPath]
   const args = [...listen, "-U", "0", "-m", "64", ...(options.extraArgs ?? [])]
   if (process.getuid?.() === 0) args.push("-u", "root")
-  const child = spawn("memcached", args, { stdio: ["ignore", "ignore", "pipe"] })
+  const child = spawn(memcachedBin(), args, { stdio: ["ignore", "ignore", "pipe"] })
   let stderr = ""
+  let spawnError: Error | undefined
+  child.once("error", (e) => (spawnError = e))
   child.stderr?.on("data", (d) => (stderr += String(d)))
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
   for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`memcached exited at start (port ${port}): ${stderr}`)
+    if (spawnError !== undefined) throw new Error(`cannot run ${memcachedBin()} (MEMCACHED_BIN): ${spawnError.message}`)
+    if (child.exitCode !== null) throw new Error(`${memcachedBin()} exited at start (port ${port}): ${stderr}`)
     if (await canConnect(options.socketPath === undefined ? { host, port } : { path: options.socketPath })) {
       return {
         port,

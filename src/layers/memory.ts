@@ -10,8 +10,9 @@ import { MemoryEngine } from "../memory/MemoryEngine.js"
 
 const MEMORY_SERVER = "memory"
 
-// The engine implements memcached 1.6.18's dialect (no append autovivify flag).
-const MEMORY_VERSION = { text: "1.6.18 (in-memory engine)", major: 1, minor: 6, patch: 18 }
+// The engine implements current memcached's dialect (1.6.38): append/prepend with `N` autovivify,
+// so the client sends `MA N<ttl>` to it (src/memory/MemoryEngine.ts lists the differences from 1.6.18).
+const MEMORY_VERSION = { text: "1.6.38 (in-memory engine)", major: 1, minor: 6, patch: 38 }
 
 export interface MemoryOptions {
   /** largest value accepted, like memcached's -I (default 1 MiB) */

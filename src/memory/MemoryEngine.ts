@@ -1,10 +1,27 @@
 /**
- * An in-memory memcached: the meta commands (mg ms md ma mn) with memcached 1.6.18's semantics.
+ * An in-memory memcached: the meta commands (mg ms md ma mn) with current memcached's semantics
+ * (1.6.38, Debian trixie's).
  *
- * The behaviour follows 1.6.18's source (proto_text.c: process_m*_command and _meta_flag_preparse;
+ * The behaviour follows 1.6.38's source (proto_text.c: process_m*_command and _meta_flag_preparse;
  * memcached.c: do_store_item, do_add_delta, realtime; items.c: do_item_get, do_item_link,
- * do_item_bump) and was checked against a running 1.6.18. Where the source does something
- * surprising, the engine does it too, and a comment says so.
+ * do_item_bump; util.c: safe_strto*) and is checked against running servers
+ * (test/memory/Differential.test.ts, against whichever memcached the tests run). Where the source
+ * does something surprising, the engine does it too, and a comment says so.
+ *
+ * Differences from older servers, all from 1.6.18 (Debian 12's) unless said otherwise:
+ * - `ms` in append/prepend mode with `N<ttl>` creates a missing key (autovivify), since 1.6.20;
+ *   1.6.18 ignores N and answers NS. The client depends on this: `append`/`prepend` with an
+ *   expiration send `MA N<ttl>` only to servers ≥ 1.6.20 (supportsAppendVivify) and emulate it
+ *   (append, add on NS, append again) below; the memory layer reports 1.6.38, so it takes the
+ *   `N` path.
+ * - incr/decr of a stored number of 2^63 or more: 1.6.18's safe_strtoull refuses it when strchr
+ *   finds a '-' anywhere up to the next NUL, i.e. also after the number and past the value's "\r\n"
+ *   into old slab memory; current servers only look at the text they parsed (memchr up to the end
+ *   of the digits), so only a leading '-' refuses it.
+ * - Not modelled (the client sends neither, MetaRequest has no field for them): the `E<cas>` flag
+ *   (a client-chosen CAS for ms/md/ma/mg N), `md … x` (replace the value by an empty one), and
+ *   `ms … s` (the stored size). Current memcached also takes a CAS number at every ms, stored or not;
+ *   the engine's CAS numbers are its own (the differential test pairs them, never compares them).
  *
  * Flags are processed in the order `encodeFlags` writes them (b c f h k l q s t u v I, then
  * C D F J M N R T O), because memcached applies some flags in the order they appear on the line:
@@ -120,8 +137,8 @@ const isSpace = (c: number): boolean => c === 32 || (c >= 9 && c <= 13)
  * do_add_delta's reading of a stored value: strtoull over the item data, which ends in "\r\n".
  * Leading white space and a sign are accepted, the digits must be followed by white space (or a NUL,
  * or the end, where the "\r\n" is), and values of 2^64 and more fail (ERANGE). So "12 abc" is 12 and
- * "-0" is 0, while "-1" and "12abc" are not numbers; neither is a value of 2^63 or more with a '-'
- * anywhere in it ("9223372036854775808 -").
+ * "-0" is 0, while "-1" and "12abc" are not numbers; "-9223372036854775808" is not one either
+ * (negated, it is 2^63 or more, with a '-'), but "9223372036854775808 -" is.
  */
 const storedNumber = (value: Uint8Array): bigint | undefined => {
   const n = value.length
@@ -143,14 +160,11 @@ const storedNumber = (value: Uint8Array): bigint | undefined => {
   const magnitude = BigInt(Buffer.from(value.buffer, value.byteOffset + first, i - first).toString("latin1"))
   if (magnitude >= U64) return undefined
   const v = negative ? (U64 - magnitude) % U64 : magnitude
-  // safe_strtoull refuses a result of 2^63 or more when strchr(str, '-') finds a '-' anywhere in
-  // the string, not only in the number: over item data that is the whole value up to its first NUL
-  // ("18446744073709551615 -x" is not a number), and then on past the "\r\n" into whatever the
-  // slab chunk held before, up to a NUL byte. The engine sees a clean chunk (a NUL right after the
-  // value); memcached may also refuse such a value because of a '-' left in memory by an earlier item.
-  if (v >= SIGNED_BIT) {
-    for (let j = 0; j < n && value[j] !== 0; j++) if (value[j] === 45 /* - */) return undefined
-  }
+  // safe_strtoull refuses a result of 2^63 or more when memchr finds a '-' in the text strtoull
+  // read (up to the end of the digits): only a sign can be there. (1.6.18 used strchr, which also
+  // looked after the number, and past the value's "\r\n" into whatever the slab chunk held before,
+  // up to a NUL byte: "18446744073709551615 -x" was not a number there.)
+  if (v >= SIGNED_BIT && negative) return undefined
   return v
 }
 
@@ -233,7 +247,8 @@ const itemSize = (nkey: number, flags: number, nbytes: number): number =>
   ITEM_HEADER + nkey + 1 + (flags === 0 ? 0 : 4) + nbytes + 2
 
 type StoreResult = "STORED" | "EXISTS" | "NOT_FOUND" | "NOT_STORED"
-type StoreCommand = SetMode | "CAS"
+/** do_store_item's commands: the ms modes, CAS, and append/prepend with autovivify (N). */
+type StoreCommand = SetMode | "CAS" | "AV" | "PV"
 
 export class MemoryEngine {
   private readonly items = new Map<string, Item>()
@@ -408,9 +423,10 @@ export class MemoryEngine {
     // The mode is one character (the type says so; a cast could say otherwise).
     const modeText: string | undefined = flags.M
     if (modeText !== undefined && modeText.length !== 1) error = message = E_MODE_LENGTH
-    // N is accepted and ignored by 1.6.18's ms (autovivify on append came in 1.6.20): append and
-    // prepend on a missing key answer NS.
-    if (flags.N !== undefined && strtol32(String(flags.N)) === undefined) error = message = E_TOKEN
+    // N: append and prepend create a missing key with this TTL (memcached ≥ 1.6.20; 1.6.18 ignores N
+    // and answers NS). Other modes ignore it.
+    const vivify = flags.N === undefined ? undefined : strtol32(String(flags.N))
+    if (flags.N !== undefined && vivify === undefined) error = message = E_TOKEN
     const ttl = flags.T === undefined ? undefined : strtol32(String(flags.T))
     if (flags.T !== undefined && ttl === undefined) error = message = E_TOKEN
     if (error !== undefined || key === undefined || clientFlags === undefined) return clientError(message)
@@ -422,7 +438,12 @@ export class MemoryEngine {
     const mode = flags.M ?? "S"
     // With a CAS, set and replace become the CAS command; add ignores the CAS; append and prepend
     // compare it themselves.
-    const command: StoreCommand = cas !== undefined && (mode === "S" || mode === "R") ? "CAS" : mode
+    const command: StoreCommand =
+      cas !== undefined && (mode === "S" || mode === "R")
+        ? "CAS"
+        : vivify !== undefined && (mode === "A" || mode === "P")
+          ? mode === "A" ? "AV" : "PV"
+          : mode
 
     if (itemSize(key.length, clientFlags, value.length) > this.maxItemSize) {
       // "Avoid stale data persisting in cache because we failed alloc": the old item goes, in
@@ -431,7 +452,9 @@ export class MemoryEngine {
       return serverError(E_TOO_LARGE)
     }
 
-    const exptime = ttl === undefined ? 0 : realtime(ttl, now)
+    // NREAD_APPENDVIV/PREPENDVIV allocate the item with N's TTL instead of T's (it only counts when
+    // the key is missing: appending to an existing item keeps that item's TTL).
+    const exptime = command === "AV" || command === "PV" ? realtime(vivify!, now) : ttl === undefined ? 0 : realtime(ttl, now)
     const [result, stored] = this.store(id, command, {
       key,
       keyBinary: flags.b === true,
@@ -473,6 +496,10 @@ export class MemoryEngine {
       switch (command) {
         case "E":
         case "S":
+        // Autovivify stores the request's item as is (its flags, N's TTL, binary key), whatever
+        // CAS came with it: there is nothing to compare it to.
+        case "AV":
+        case "PV":
           return ["STORED", this.link(id, fresh, now)]
         case "CAS":
           return ["NOT_FOUND", undefined]
@@ -499,13 +526,15 @@ export class MemoryEngine {
         // A CAS of 0 ("none") is a mismatch for the CAS command.
         return ["EXISTS", undefined]
       case "A":
-      case "P": {
+      case "P":
+      case "AV":
+      case "PV": {
         if (casResult !== "none" && casResult !== "match") return ["EXISTS", undefined]
         // The new item keeps the old flags and TTL; it is allocated without ITEM_KEY_BINARY.
         const nbytes = old.value.length + input.value.length
         if (itemSize(input.key.length, old.flags, nbytes) > this.maxItemSize) return ["NOT_STORED", undefined]
         const joined = new Uint8Array(nbytes)
-        const [first, second] = command === "A" ? [old.value, input.value] : [input.value, old.value]
+        const [first, second] = command === "A" || command === "AV" ? [old.value, input.value] : [input.value, old.value]
         joined.set(first, 0)
         joined.set(second, first.length)
         const item = this.link(id, { key: old.key, keyBinary: false, value: joined, flags: old.flags, exptime: old.exptime }, now)

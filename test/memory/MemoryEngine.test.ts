@@ -284,10 +284,23 @@ describe("MemoryEngine", () => {
       expect(h.mg("k", { v: true, f: true, t: true })).toEqual({ code: "VA", value: "<mid>", clientFlags: 9, ttl: 100 })
     })
 
-    it("N on append is ignored by 1.6.18: NS on a missing key", () => {
+    it("N on append/prepend creates a missing key with N's TTL (memcached ≥ 1.6.20; 1.6.18 answers NS)", () => {
       const h = new Harness()
-      expect(h.ms("k", "v", { M: "A", N: 30 })).toEqual({ code: "NS" })
-      expect(h.mg("k")).toEqual({ code: "EN" })
+      expect(h.ms("k", "v", { M: "A" })).toEqual({ code: "NS" })
+      // The request's item is stored as is: its flags, N's TTL (not T's), and no CAS to compare.
+      expect(h.ms("k", "v", { M: "A", N: 30, T: 5, F: 7, C: 99n, k: true })).toEqual({ code: "HD", key: "k" })
+      expect(h.mg("k", { v: true, t: true, f: true })).toEqual({ code: "VA", value: "v", ttl: 30, clientFlags: 7 })
+      // An existing item is appended to as without N: it keeps its flags and TTL.
+      expect(h.ms("k", "w", { M: "A", N: 100, F: 1 })).toEqual({ code: "HD" })
+      expect(h.ms("k", "<", { M: "P", N: 100 })).toEqual({ code: "HD" })
+      expect(h.mg("k", { v: true, t: true, f: true })).toEqual({ code: "VA", value: "<vw", ttl: 30, clientFlags: 7 })
+      expect(h.ms("k", "x", { M: "A", N: 100, C: 99n })).toEqual({ code: "EX" })
+      expect(h.ms("p", "v", { M: "P", N: 0 })).toEqual({ code: "HD" })
+      expect(h.mg("p", { v: true, t: true })).toEqual({ code: "VA", value: "v", ttl: -1 })
+      // Other modes ignore N.
+      expect(h.ms("r", "v", { M: "R", N: 30 })).toEqual({ code: "NS" })
+      expect(h.ms("s", "v", { N: 30 })).toEqual({ code: "HD" })
+      expect(h.mg("s", { t: true })).toEqual({ code: "HD", ttl: -1 })
     })
 
     it("C: EX on mismatch, NF on a missing item, C0 never matches; add ignores C", () => {
@@ -501,14 +514,19 @@ describe("MemoryEngine", () => {
       expect(h.mg("k", { v: true })).toEqual({ code: "VA", value: "5" })
     })
 
-    it("from 2^63 up, a '-' anywhere in the value (up to a NUL) makes it non-numeric", () => {
-      // safe_strtoull's strchr(str, '-') scans past the number (found by the differential test).
+    it("from 2^63 up, only a leading '-' makes it non-numeric (1.6.18: a '-' anywhere, up to a NUL)", () => {
+      // safe_strtoull's memchr looks for a '-' in the text strtoull read; 1.6.18's strchr scanned
+      // past the number (found by the differential test).
       const h = new Harness()
       const nonNumeric = { code: "CLIENT_ERROR", message: "cannot increment or decrement non-numeric value" }
+      h.ms("k", "-9223372036854775808")
+      expect(h.ma("k", { v: true })).toEqual(nonNumeric)
+      h.ms("k", " -18446744073709551615 ")
+      expect(h.ma("k", { v: true })).toEqual({ code: "VA", value: "2" })
       h.ms("k", "18446744073709551610 -")
-      expect(h.ma("k", { v: true })).toEqual(nonNumeric)
+      expect(h.ma("k", { v: true })).toEqual({ code: "VA", value: "18446744073709551611" })
       h.ms("k", "9223372036854775808 a-b")
-      expect(h.ma("k", { v: true })).toEqual(nonNumeric)
+      expect(h.ma("k", { v: true })).toEqual({ code: "VA", value: "9223372036854775809" })
       h.ms("k", "18446744073709551610 x")
       expect(h.ma("k", { v: true })).toEqual({ code: "VA", value: "18446744073709551611" })
       h.ms("k", "18446744073709551610 \u0000-")
