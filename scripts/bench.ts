@@ -9,6 +9,10 @@
  *
  * BENCH_QUICK=1: a short run, to check the script (not for numbers).
  * BENCH_CLIENTS / BENCH_SCENARIOS: comma-separated ids to run only some (e.g. for profiling).
+ * BENCH_BASELINE=<path to another checkout's src/index.ts>: adds that version of the client as
+ * `effect-memcache-baseline`, to measure a change within one run (e.g. the cost of the reply
+ * integrity checks against the commit before them). The checkout must resolve `effect` to this
+ * one's (symlink its node_modules).
  * Such partial runs write their files to the temp directory, leaving bench/ alone.
  */
 import * as os from "node:os"
@@ -75,6 +79,12 @@ const serverUnderTest = async (): Promise<ServerUnderTest> => {
   return { address: started.address, args: `-l 127.0.0.1 -U 0 -m 64 ${MEMCACHED_ARGS.join(" ")}`, process: started }
 }
 
+const baselineModule = process.env["BENCH_BASELINE"]
+const baseline =
+  baselineModule === undefined || baselineModule === ""
+    ? undefined
+    : ((await import(pathToFileURL(baselineModule).href)) as { readonly McClient: typeof import("../src/index.js").McClient })
+
 const makeRunners = (server: string): { readonly headline: EffectRunner; readonly all: ReadonlyArray<Runner> } => {
   const headline = makeEffectRunner(
     { id: HEADLINE, label: "effect-memcache", column: "effect-memcache", space: "em", style: "fibers" },
@@ -103,6 +113,15 @@ const makeRunners = (server: string): { readonly headline: EffectRunner; readonl
       },
       server,
     ),
+    ...(baseline === undefined
+      ? []
+      : [
+          makeEffectRunner(
+            { id: "effect-memcache-baseline", label: "effect-memcache (baseline)", column: "em baseline", space: "eb", style: "fibers" },
+            server,
+            baseline,
+          ),
+        ]),
     memjsRunner(server),
     memcacheClientRunner(server),
     memcachedRunner(server),

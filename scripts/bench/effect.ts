@@ -158,11 +158,13 @@ export const makeEffectRunner = (
     readonly disableBinaryEncodedKeys?: boolean
   },
   server: string,
+  /** the package's entry module: this checkout's, or another's (BENCH_BASELINE) */
+  api: { readonly McClient: typeof McClient } = { McClient },
 ): EffectRunner => {
   const plain = spec.disableBinaryEncodedKeys === true
   const runtime = ManagedRuntime.make(
-    McClient.layer(plain ? { servers: [server], disableBinaryEncodedKeys: true } : { servers: [server] }),
-  )
+    api.McClient.layer(plain ? { servers: [server], disableBinaryEncodedKeys: true } : { servers: [server] }),
+  ) as ManagedRuntime.ManagedRuntime<McClient, unknown>
   const keys = makeKeys(spec.space)
   let data: Data | undefined
   const styleNote =
@@ -178,7 +180,7 @@ export const makeEffectRunner = (
     runtime,
     data: () => data!,
     preload: async () => {
-      const mc = await runtime.runPromise(McClient)
+      const mc = await runtime.runPromise(api.McClient)
       data = makeData(mc, keys)
       const { items } = data
       await preloadWith((i) => runtime.runPromise(mc.set(items[i]!)), KEY_COUNT)

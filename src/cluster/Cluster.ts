@@ -97,7 +97,11 @@ export class Cluster {
     this.failoverLog.record(primary, server, wire, binary)
   }
 
+  /** The client closed: requests fail, and nothing is retried. */
+  closed = false
+
   close(): void {
+    this.closed = true
     for (const p of this.pools.values()) p.close()
   }
 

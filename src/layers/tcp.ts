@@ -115,7 +115,7 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
       // the retry goes through routing again, so a server marked down meanwhile is skipped
       // (failover). The failed attempt is the schedule's first input: `recurs(n)` is n retries.
       return attempt(undefined, (error, deadline) => {
-        if (!isRetryable(error)) return Exit.fail(error)
+        if (!isRetryable(error) || cluster.closed) return Exit.fail(error)
         let first = true
         const again = attempt(deadline, Exit.fail)
         return Effect.retry(
@@ -124,7 +124,10 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
             first = false
             return Exit.fail(error)
           }),
-          { schedule: options.retry, while: (e) => isRetryable(e as { readonly _tag: string }) && Date.now() < deadline },
+          {
+            schedule: options.retry,
+            while: (e) => isRetryable(e as { readonly _tag: string }) && !cluster.closed && Date.now() < deadline,
+          },
         )
       })
     }

@@ -155,7 +155,7 @@ export const makeGetMany =
               last = o
             }
           }
-          if (again.length === 0 || Date.now() >= deadline) break
+          if (again.length === 0 || cluster.closed || Date.now() >= deadline) break
           const more = yield* Effect.option(driver.next(last))
           if (Option.isNone(more) || Date.now() >= deadline) break
           for (const i of again) outcomes[i] = undefined
