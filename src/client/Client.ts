@@ -380,6 +380,8 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     o?: GetMultiOptions,
   ): Effect.Effect<ReadonlyMap<string, Item> | PartialItems, McError | DecodeError> =>
     Effect.suspend(() => {
+      // The deadline counts from here: encoding a large batch's keys takes time too.
+      const startedAt = Date.now()
       const all = Array.from(new Set(keyList))
       const timeoutMillis = timeoutOf(o?.timeout)
       const partial = o?.partial === true
@@ -398,7 +400,7 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
       }
       const answer = (found: ReadonlyMap<string, Item>) => (partial ? { items: found, failed } : found)
       return Effect.flatMap(
-        transport.getMany(routing, wires, getFlags(o), { timeoutMillis, broadcast: o?.broadcast === true }),
+        transport.getMany(routing, wires, getFlags(o), { timeoutMillis, startedAt, broadcast: o?.broadcast === true }),
         (outcomes) => {
           const found = new Map<string, Item>()
           const later: Array<Hit> = []

@@ -51,7 +51,8 @@ export interface Transport {
     routingKeys: ReadonlyArray<string>,
     wires: ReadonlyArray<string>,
     flags: GetFlags,
-    options: { readonly timeoutMillis: number; readonly broadcast: boolean },
+    /** `startedAt`: when the call began (epoch ms); its deadline is `startedAt + timeoutMillis` */
+    options: { readonly timeoutMillis: number; readonly startedAt: number; readonly broadcast: boolean },
   ) => Effect.Effect<ReadonlyArray<ManyOutcome>>
   /** The version of the server that owns `routingKey`. */
   readonly version: (routingKey: string) => Effect.Effect<ServerVersion, McError>

@@ -13,7 +13,7 @@ import { Connection } from "../connection/Connection.js"
 import { SingleReplySlot } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
 import type { Transport } from "../client/Transport.js"
-import type { McError } from "../Errors.js"
+import { type McError, Timeout, withoutStack } from "../Errors.js"
 import { acceptedReplies, encodeLine, type MetaRequest } from "../protocol/Request.js"
 import type { Reply } from "../protocol/Reply.js"
 import { isRetryable, makeGetMany } from "./tcpGetMany.js"
@@ -128,6 +128,12 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
             schedule: options.retry,
             while: (e) => isRetryable(e as { readonly _tag: string }) && !cluster.closed && Date.now() < deadline,
           },
+        ).pipe(
+          // A retry delay does not outlast the call's deadline.
+          Effect.timeoutFail({
+            duration: Math.max(0, deadline - Date.now()),
+            onTimeout: () => withoutStack(() => new Timeout({ server: error.server ?? "", timeoutMillis: opts.timeoutMillis, key: opts.key })),
+          }),
         )
       })
     }

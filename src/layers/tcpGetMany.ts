@@ -48,13 +48,13 @@ export const makeGetMany =
     routingKeys: ReadonlyArray<string>,
     wires: ReadonlyArray<string>,
     flags: GetFlags,
-    options: { readonly timeoutMillis: number; readonly broadcast: boolean },
+    options: { readonly timeoutMillis: number; readonly startedAt: number; readonly broadcast: boolean },
   ): Effect.Effect<ReadonlyArray<ManyOutcome>> =>
     Effect.suspend(() => {
       const n = wires.length
       const outcomes: Array<ManyOutcome> = new Array(n).fill(undefined)
       if (n === 0) return Effect.succeed(outcomes)
-      const deadline = Date.now() + options.timeoutMillis
+      const deadline = options.startedAt + options.timeoutMillis
       const quiet = quietFlags(flags)
       const end = flags.b === true ? END_BINARY : END_TEXT
       // Broadcast: per key, the rank of the server whose answer is kept, and whether any asked
@@ -156,7 +156,8 @@ export const makeGetMany =
             }
           }
           if (again.length === 0 || cluster.closed || Date.now() >= deadline) break
-          const more = yield* Effect.option(driver.next(last))
+          // A retry delay does not outlast the call's deadline.
+          const more = yield* Effect.option(Effect.timeout(driver.next(last), Math.max(0, deadline - Date.now())))
           if (Option.isNone(more) || Date.now() >= deadline) break
           for (const i of again) outcomes[i] = undefined
           yield* round(again)
