@@ -178,7 +178,8 @@ export class ServerPool {
       this.settleVersionWaiters(error)
       return
     }
-    if (!conn.ready) this.settleVersionWaiters(error)
+    // Callers waiting for the version fail once no other connection may still answer it.
+    if (!conn.ready && this.active.length === 0) this.settleVersionWaiters(error)
     if (verdict === "stalled") return this.markDown(error)
     if (verdict === "unreachable") {
       // An extra connection refused while others work (memcached at its connection limit) says

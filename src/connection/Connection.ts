@@ -91,6 +91,7 @@ const connectionError = (server: string, reason: string, key?: string) =>
 export class Connection {
   readonly createdAt = Date.now()
   private stateNow: ConnectionState = "connecting"
+  private versionChecked = false
   private readonly socket: net.Socket
   private readonly parser: ReplyParser
   // FIFO of slots awaiting replies: `queue[head]` gets the next reply.
@@ -166,9 +167,9 @@ export class Connection {
     return this.stateNow
   }
 
-  /** Connected, and the version check passed. */
+  /** The version check passed (and stays true once closed: it tells how the connection ended). */
   get ready(): boolean {
-    return this.stateNow === "ready" || this.stateNow === "draining"
+    return this.versionChecked
   }
 
   get closed(): boolean {
@@ -332,6 +333,7 @@ export class Connection {
       this.fail(withoutStack(() => new UnsupportedServerVersion({ server: this.options.server, version: text })), "unreachable")
       return
     }
+    this.versionChecked = true
     if (this.stateNow === "connecting") this.stateNow = "ready"
     this.options.onVersion(version)
   }
