@@ -47,7 +47,8 @@ const recordingProxy = (target: string) =>
                   consumed += size + 2
                 }
                 pending = pending.subarray(consumed)
-                lines.push(line)
+                // Recorded without the opaque token the client adds to every request.
+                lines.push(line.replace(/ O\d+$/, ""))
               }
             })
             upstream.on("data", (chunk) => client.write(chunk))
