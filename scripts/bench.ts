@@ -13,6 +13,10 @@
  * `effect-memcache-baseline`, to measure a change within one run (e.g. the cost of the reply
  * integrity checks against the commit before them). The checkout must resolve `effect` to this
  * one's (symlink its node_modules).
+ * `effect-memcache-traced` (tracing: true, Effect's built-in tracer, no exporter) and
+ * `effect-memcache-metrics` (metrics: true) measure the cost of observability; the report ends
+ * with their ratios to the headline client. E.g. only those:
+ *   BENCH_SCENARIOS=get-c50,get-c500 BENCH_CLIENTS=effect-memcache,effect-memcache-traced,effect-memcache-metrics
  * Such partial runs write their files to the temp directory, leaving bench/ alone.
  */
 import * as os from "node:os"
@@ -105,6 +109,28 @@ const makeRunners = (server: string): { readonly headline: EffectRunner; readonl
     ),
     makeEffectRunner(
       {
+        id: OBSERVED[0],
+        label: "effect-memcache, tracing on",
+        column: "em traced",
+        space: "et",
+        style: "fibers",
+        layerOptions: { tracing: true },
+      },
+      server,
+    ),
+    makeEffectRunner(
+      {
+        id: OBSERVED[1],
+        label: "effect-memcache, metrics on",
+        column: "em metrics",
+        space: "em2",
+        style: "fibers",
+        layerOptions: { metrics: true },
+      },
+      server,
+    ),
+    makeEffectRunner(
+      {
         id: "effect-memcache-async",
         label: "effect-memcache via runPromise",
         column: "em runPromise",
@@ -128,6 +154,26 @@ const makeRunners = (server: string): { readonly headline: EffectRunner; readonl
     rawRunner(server),
   ]
   return { headline, all }
+}
+
+// Observability runners, compared with the headline in get scenarios.
+const OBSERVED = ["effect-memcache-traced", "effect-memcache-metrics"] as const
+
+/** Lines "get c=50: tracing on 0.62× of off, metrics on 0.97×" from the medians. */
+const observabilityRatios = (results: ReturnType<typeof summarize>): ReadonlyArray<string> => {
+  const lines: Array<string> = []
+  for (const s of scenarios) {
+    if (s.kind !== "get") continue
+    const row = results.get(s.id)
+    const base = row?.get(HEADLINE)?.median
+    if (base === undefined || base === 0) continue
+    const parts = OBSERVED.flatMap((id) => {
+      const m = row?.get(id)?.median
+      return m === undefined ? [] : [`${id === OBSERVED[0] ? "tracing" : "metrics"} on ${(m / base).toFixed(3)}× of off`]
+    })
+    if (parts.length > 0) lines.push(`${s.label}: ${parts.join(", ")}`)
+  }
+  return lines
 }
 
 type Collected = Map<string, Map<string, Array<RunResult>>>
@@ -211,6 +257,8 @@ const main = async () => {
         (quick ? " (BENCH_QUICK: a short run, numbers are rough)" : ""),
     ]
     process.stdout.write(renderReport({ header, scenarios, runners, results, heap, targets }) + "\n")
+    const ratios = observabilityRatios(results)
+    if (ratios.length > 0) process.stdout.write(`\nobservability cost (median ops/s ratio, same run):\n${ratios.map((l) => `  ${l}`).join("\n")}\n`)
     const partial = quick || onlyClients !== undefined || onlyScenarios !== undefined
     const dir = partial
       ? pathToFileURL(`${os.tmpdir()}/effect-memcache-bench/`)

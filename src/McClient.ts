@@ -1,14 +1,16 @@
 /**
  * `McClient`: the service tag, its accessors, and its layers (TCP, config, memory).
  */
-import { Config, type ConfigError, Context, Duration, Effect, Layer, type Schema, type Scope } from "effect"
+import { Config, type ConfigError, Context, Duration, Effect, Layer, Schedule, type Schema, type Scope } from "effect"
 import type { CodecOption } from "./Codec.js"
 import { makeKetamaRing, parseServerSpec } from "./cluster/Ketama.js"
 import type { McClientService, PartialItems } from "./client/Client.js"
 import { makeClient } from "./client/Client.js"
 import { gzip } from "./client/Compression.js"
 import { makeKeyEncoder } from "./client/Keys.js"
-import type { Transport } from "./client/Transport.js"
+import { metricEvents, recordStatus } from "./client/Metrics.js"
+import { type ObserveConfig, observeClient, observeTransport } from "./client/Observability.js"
+import type { ServerStats, Transport } from "./client/Transport.js"
 import type { DecodeError, InvalidOption, McError, NoServers } from "./Errors.js"
 import { checkOptions } from "./OptionsCheck.js"
 import type { Item, ItemInput } from "./Item.js"
@@ -26,6 +28,7 @@ import type {
 } from "./Options.js"
 
 export type { McClientService, PartialItems } from "./client/Client.js"
+export type { ServerStats, ServerStatus } from "./client/Transport.js"
 
 const millis = (d: Duration.DurationInput | undefined, fallback: number) =>
   d === undefined ? fallback : Duration.toMillis(Duration.decode(d))
@@ -34,12 +37,33 @@ const millis = (d: Duration.DurationInput | undefined, fallback: number) =>
 const seconds = (d: Duration.DurationInput | undefined, fallback: number) =>
   d === undefined ? fallback : typeof d === "number" ? d : Math.ceil(Duration.toSeconds(Duration.decode(d)))
 
-const clientOver = (transport: Transport, options: Partial<McClientOptions>): McClientService =>
-  makeClient(transport, {
+/** What to observe; `undefined` when nothing (the client is then not wrapped at all). */
+const observeConfigOf = (options: Partial<McClientOptions>): ObserveConfig | undefined => {
+  const t = options.tracing
+  const tracing =
+    t === undefined || t === false
+      ? undefined
+      : t === true
+        ? { keys: false, attributes: {} }
+        : { keys: t.keys === true, attributes: { ...t.attributes } }
+  const metrics = options.metrics === true
+  return tracing === undefined && !metrics ? undefined : { tracing, metrics }
+}
+
+const clientOver = (base: Transport, options: Partial<McClientOptions>): McClientService => {
+  // Tracing and metrics wrap the transport and the operations once, here; off, nothing is wrapped.
+  const observe = observeConfigOf(options)
+  const transport = observe === undefined ? base : observeTransport(base, observe)
+  const client = makeClient(transport, {
     keys: makeKeyEncoder({ binary: options.disableBinaryEncodedKeys !== true, hash: options.keyHash ?? "sha256-128" }),
     timeoutMillis: millis(options.timeout, 200),
     compression: options.compression ?? gzip,
   })
+  return observe === undefined ? client : observeClient(client, observe)
+}
+
+// The connection and in-flight gauges are sampled from `status` this often.
+const GAUGE_INTERVAL = "1 second"
 
 /**
  * Builds a client over TCP in the current scope; closing the scope closes every socket and timer.
@@ -61,7 +85,13 @@ export const make = (given: McClientOptions): Effect.Effect<McClientService, NoS
       retry: options.retry ?? defaultRetry,
       reconnect: options.reconnect ?? defaultReconnect,
       failoverTtlSeconds: seconds(options.failoverTtl, 30),
+      events: options.metrics === true ? metricEvents : undefined,
     })
+    if (options.metrics === true) {
+      yield* Effect.forkScoped(
+        Effect.repeat(Effect.map(transport.status, recordStatus), Schedule.spaced(GAUGE_INTERVAL)),
+      )
+    }
     return clientOver(transport, options)
   })
 
@@ -145,6 +175,14 @@ export class McClient extends Context.Tag("effect-memcache/McClient")<McClient, 
     Effect.flatMap(McClient, (mc) => mc.touch(key, expiration, options))
   static readonly purgeNamespace = (namespace: string, options?: TimeoutOption) =>
     Effect.flatMap(McClient, (mc) => mc.purgeNamespace(namespace, options))
+  static readonly status = Effect.flatMap(McClient, (mc) => mc.status)
+  static readonly stats: {
+    (server: string): Effect.Effect<ServerStats, McError, McClient>
+    (): Effect.Effect<ReadonlyMap<string, ServerStats>, McError, McClient>
+  } = ((server?: string) =>
+    Effect.flatMap(McClient, (mc): Effect.Effect<ServerStats | ReadonlyMap<string, ServerStats>, McError> =>
+      server === undefined ? mc.stats() : mc.stats(server),
+    )) as typeof McClient.stats
   static readonly getAs = <A, I>(schema: Schema.Schema<A, I, never>, key: string, options?: GetOptions & CodecOption) =>
     Effect.flatMap(McClient, (mc) => mc.getAs(schema, key, options))
   static readonly setAs = <A, I>(

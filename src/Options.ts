@@ -49,6 +49,19 @@ export interface McClientOptions {
   readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
   /** probes of a server marked down follow this schedule */
   readonly reconnect?: Schedule.Schedule<unknown, unknown> | undefined
+  /**
+   * A span per operation (`memcached get`, ...), child of the caller's span. Off by default. With
+   * `keys: true` the keys become `db.memcached.key` attributes (they may carry personal data);
+   * `attributes` are added to every span. See README "Tracing".
+   */
+  readonly tracing?: boolean | TracingOptions | undefined
+  /** Effect `Metric`s of operations, connections and servers. Off by default (README "Metrics"). */
+  readonly metrics?: boolean | undefined
+}
+
+export interface TracingOptions {
+  readonly keys?: boolean | undefined
+  readonly attributes?: Readonly<Record<string, unknown>> | undefined
 }
 
 export interface GetOptions {

@@ -66,6 +66,19 @@ export const compressionCodec: Rule = (v) =>
     ? undefined
     : "must be { compress, decompress }, functions of Uint8Array"
 
+/** `true`, `false` or `{ keys?: boolean, attributes?: Record<string, unknown> }`. */
+export const tracing: Rule = (v) => {
+  const rule = "must be true, false or { keys?: boolean, attributes?: Record<string, unknown> }"
+  if (typeof v === "boolean") return undefined
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return rule
+  const { keys, attributes, ...rest } = v as Record<string, unknown>
+  if (Object.keys(rest).length > 0) return `${rule}; unknown field ${Object.keys(rest)[0]}`
+  if (keys !== undefined && typeof keys !== "boolean") return `${rule}; keys ${boolean(keys)}`
+  if (attributes !== undefined && (typeof attributes !== "object" || attributes === null || Array.isArray(attributes)))
+    return `${rule}; attributes must be an object`
+  return undefined
+}
+
 /** One line per option (other than `servers`, checked by `checkServers`). */
 export const checks: Readonly<Record<string, Rule>> = {
   pickServer: func,
@@ -81,6 +94,8 @@ export const checks: Readonly<Record<string, Rule>> = {
   reconnect: schedule,
   stallTimeout: positiveDuration(false),
   failoverTtl: expirationAtLeast(1),
+  tracing,
+  metrics: boolean,
   // MemoryOptions (layerMemory)
   maxItemSize: integerAtLeast(1),
 }

@@ -1,5 +1,14 @@
 /** effect-memcache: a memcached client for Effect over the meta text protocol. */
-export { McClient, make, makeMemory, serversFromEnv, type McClientService, type PartialItems } from "./McClient.js"
+export {
+  McClient,
+  make,
+  makeMemory,
+  serversFromEnv,
+  type McClientService,
+  type PartialItems,
+  type ServerStats,
+  type ServerStatus,
+} from "./McClient.js"
 export type { Item, ItemInput } from "./Item.js"
 export { valueText } from "./Item.js"
 export {
@@ -31,6 +40,7 @@ export type {
   McClientOptions,
   SetOptions,
   TimeoutOption,
+  TracingOptions,
 } from "./Options.js"
 export type { MemoryOptions } from "./layers/memory.js"
 export type { BinaryCodec, CodecOption, ValueCodec } from "./Codec.js"

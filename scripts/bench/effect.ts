@@ -4,7 +4,7 @@
  * - from plain async code: N async workers each awaiting `runtime.runPromise(mc.get(k))`.
  */
 import { Cause, Effect, Exit, ManagedRuntime } from "effect"
-import { type ItemInput, McClient, type McClientService } from "../../src/index.js"
+import { type ItemInput, McClient, type McClientOptions, type McClientService } from "../../src/index.js"
 import {
   isMixedSet,
   KEY_COUNT,
@@ -156,6 +156,8 @@ export const makeEffectRunner = (
     readonly space: string
     readonly style: "fibers" | "runPromise"
     readonly disableBinaryEncodedKeys?: boolean
+    /** more layer options (tracing, metrics), noted in the report */
+    readonly layerOptions?: Omit<McClientOptions, "servers">
   },
   server: string,
   /** the package's entry module: this checkout's, or another's (BENCH_BASELINE) */
@@ -163,7 +165,11 @@ export const makeEffectRunner = (
 ): EffectRunner => {
   const plain = spec.disableBinaryEncodedKeys === true
   const runtime = ManagedRuntime.make(
-    api.McClient.layer(plain ? { servers: [server], disableBinaryEncodedKeys: true } : { servers: [server] }),
+    api.McClient.layer({
+      ...spec.layerOptions,
+      servers: [server],
+      ...(plain ? { disableBinaryEncodedKeys: true } : {}),
+    }),
   ) as ManagedRuntime.ManagedRuntime<McClient, unknown>
   const keys = makeKeys(spec.space)
   let data: Data | undefined
@@ -176,7 +182,9 @@ export const makeEffectRunner = (
     label: spec.label,
     column: spec.column,
     group: "ours",
-    notes: `McClient.layer defaults${plain ? " + disableBinaryEncodedKeys" : " (binary keys)"}; ${styleNote}`,
+    notes:
+      `McClient.layer defaults${plain ? " + disableBinaryEncodedKeys" : " (binary keys)"}` +
+      `${spec.layerOptions === undefined ? "" : ` + ${JSON.stringify(spec.layerOptions)}`}; ${styleNote}`,
     runtime,
     data: () => data!,
     preload: async () => {

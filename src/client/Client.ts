@@ -45,7 +45,7 @@ import {
 import type { KeyEncoder } from "./Keys.js"
 import { makeNamespaces } from "./Namespaces.js"
 import { cacheMiss, casConflict, notStored, unexpected } from "./Replies.js"
-import { Hit, type Transport } from "./Transport.js"
+import { Hit, type ServerStats, type ServerStatus, type Transport } from "./Transport.js"
 import { supportsAppendVivify } from "../connection/Version.js"
 import {
   COMPRESSED,
@@ -106,6 +106,16 @@ export interface McClientService {
     item: { readonly key: string; readonly value: A; readonly flags?: number | undefined },
     options?: SetOptions & CodecOption,
   ) => Effect.Effect<void, EncodeError | McError | ClientError>
+  /** Every server's state, version, connections and requests in flight (no I/O). */
+  readonly status: Effect.Effect<ReadonlyArray<ServerStatus>>
+  /**
+   * memcached's `stats` (the `STAT` lines): of one server (one of the client's), or, without a
+   * server, of each server, keyed by address.
+   */
+  readonly stats: {
+    (server: string): Effect.Effect<ServerStats, McError>
+    (): Effect.Effect<ReadonlyMap<string, ServerStats>, McError>
+  }
 }
 
 /** `getMulti(keys, { partial: true })`: the hits, and the keys that could not be read. */
@@ -797,8 +807,16 @@ export const makeClient = (transport: Transport, config: ClientConfig): McClient
     )
   }
 
+  const stats = (server?: string): Effect.Effect<ServerStats | ReadonlyMap<string, ServerStats>, McError> => {
+    if (server === undefined) return transport.stats(undefined, config.timeoutMillis)
+    if (typeof server !== "string") return Exit.fail(badInput(undefined, `stats takes a server address, got ${render(server)}`))
+    return Effect.map(transport.stats(server, config.timeoutMillis), (all) => all.get(server)!)
+  }
+
   const store = storeWith<never>("S", false)
   return {
+    status: transport.status,
+    stats: stats as McClientService["stats"],
     get,
     getMulti: getMulti as McClientService["getMulti"],
     set: store,

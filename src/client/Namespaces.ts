@@ -22,6 +22,10 @@ import { readNamespaceHeader } from "./ValueFormat.js"
 
 const NAMESPACE_PREFIX = "mc:ns:"
 const MIN_USES_PREFIX = "mc:muc:"
+/** Whether a key is one of the client's own counters (tracing gives their requests child spans). */
+export const internalCounterOf = (key: string): "namespace" | "minUses" | undefined =>
+  key.startsWith(NAMESPACE_PREFIX) ? "namespace" : key.startsWith(MIN_USES_PREFIX) ? "minUses" : undefined
+
 // Min-use counters live at most this long without an expiration (the seed's bound).
 const MIN_USES_DEFAULT_TTL = 1800
 

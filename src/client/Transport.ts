@@ -3,7 +3,7 @@
  * engine. Features are written once over this interface, so the memory layer runs the same code.
  */
 import type { Effect } from "effect"
-import type { McError } from "../Errors.js"
+import type { ConnectionError, CorruptResponse, McError, Timeout, UnsupportedServerVersion } from "../Errors.js"
 import type { ServerVersion } from "../connection/Version.js"
 import type { GetFlags, MetaRequest } from "../protocol/Request.js"
 import type { Reply } from "../protocol/Reply.js"
@@ -14,7 +14,29 @@ export interface RequestOptions {
   readonly idempotent: boolean
   /** the caller's key, for error context */
   readonly key: string
+  /** called before each retry with the error that caused it (tracing: a span event) */
+  readonly onRetry?: ((error: McError) => void) | undefined
 }
+
+/** One server as the client sees it (`McClient.status`). */
+export interface ServerStatus {
+  readonly address: string
+  readonly state: "up" | "down"
+  /** epoch millis of the last change of `state` (or of the client's start) */
+  readonly since: number
+  /** the last error a connection to this server ended with, and when (epoch millis) */
+  readonly lastError: ConnectionError | Timeout | CorruptResponse | UnsupportedServerVersion | undefined
+  readonly lastErrorAt: number | undefined
+  /** the version the server announced, once a connection reached it */
+  readonly version: string | undefined
+  /** open connections (draining and probing ones included) */
+  readonly connections: number
+  /** requests awaiting replies (a getMulti batch counts its keys) */
+  readonly inFlight: number
+}
+
+/** memcached's `stats`: each `STAT <name> <value>` line. */
+export type ServerStats = ReadonlyMap<string, string>
 
 /** A key's outcome in `getMany`. */
 export type ManyOutcome = Hit | McError | undefined
@@ -52,8 +74,33 @@ export interface Transport {
     wires: ReadonlyArray<string>,
     flags: GetFlags,
     /** `startedAt`: when the call began (epoch ms); its deadline is `startedAt + timeoutMillis` */
-    options: { readonly timeoutMillis: number; readonly startedAt: number; readonly broadcast: boolean },
+    options: {
+      readonly timeoutMillis: number
+      readonly startedAt: number
+      readonly broadcast: boolean
+      /** called before each retry round with an error that caused it */
+      readonly onRetry?: ((error: McError) => void) | undefined
+    },
   ) => Effect.Effect<ReadonlyArray<ManyOutcome>>
   /** The version of the server that owns `routingKey`. */
   readonly version: (routingKey: string) => Effect.Effect<ServerVersion, McError>
+  /** Every server's state, connections and load (no I/O). */
+  readonly status: Effect.Effect<ReadonlyArray<ServerStatus>>
+  /**
+   * memcached's `stats` on each server (`server`: only that one, one of the client's servers),
+   * keyed by server address. Off the request path: its own short-lived connection.
+   */
+  readonly stats: (server: string | undefined, timeoutMillis: number) => Effect.Effect<ReadonlyMap<string, ServerStats>, McError>
+}
+
+/**
+ * What a transport reports about its servers, for metrics (cold paths only: retries, failed
+ * connections, health changes).
+ */
+export interface TransportEvents {
+  readonly onRetry: (error: McError) => void
+  readonly onConnectionFailed: (server: string, error: ConnectionError | Timeout | CorruptResponse | UnsupportedServerVersion) => void
+  readonly onServerDown: (server: string) => void
+  readonly onServerUp: (server: string) => void
+  readonly onFailoverLogFull: (primary: string) => void
 }

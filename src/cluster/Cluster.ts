@@ -61,6 +61,11 @@ export class Cluster {
     return p
   }
 
+  /** Every server's pool (the listed servers, and any other a custom `pickServer` named). */
+  get allPools(): Iterable<ServerPool> {
+    return this.pools.values()
+  }
+
   /**
    * The connection for a key: the first server in `pickServer(key)` that is not marked down.
    * When all are down, the primary's error (fail fast, no waiting for a timeout).

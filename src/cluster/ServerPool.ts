@@ -25,6 +25,8 @@ export interface ServerPoolOptions {
   /** runs a background fiber in the client's scope */
   readonly fork: (effect: Effect.Effect<void>) => void
   readonly onHealth: (event: HealthEvent) => void
+  /** a connection of this server ended with an error (observability: status, metrics) */
+  readonly onConnectionFailed?: ((server: string, error: SlotFailure) => void) | undefined
   /**
    * Runs on a probe's connection before a server marked down takes traffic again (the cluster
    * repairs what failover left behind); a failure keeps the server down. It runs again as long as
@@ -76,6 +78,13 @@ export class ServerPool {
   /** Open connections (draining and probing ones included). */
   get connections(): number {
     return this.all.size
+  }
+
+  /** Requests awaiting replies on this server's connections (a batch counts its keys). */
+  get inFlight(): number {
+    let n = 0
+    for (const c of this.all) n += c.load
+    return n
   }
 
   /** A connection to send on, or the reason there is none. Never blocks. */
@@ -145,6 +154,7 @@ export class ServerPool {
         onVersion(conn, version)
       },
       onClose: (c, error, verdict) => {
+        if (error !== undefined) this.options.onConnectionFailed?.(this.server, error)
         this.all.delete(c)
         const i = this.active.indexOf(c)
         if (i >= 0) this.active.splice(i, 1)

@@ -5,8 +5,9 @@
 import { Effect } from "effect"
 import { unexpected } from "../client/Replies.js"
 import { Hit, type ManyOutcome, type Transport } from "../client/Transport.js"
-import { CorruptResponse } from "../Errors.js"
+import { ClientError, CorruptResponse } from "../Errors.js"
 import { MemoryEngine } from "../memory/MemoryEngine.js"
+import type { Reply } from "../protocol/Reply.js"
 
 const MEMORY_SERVER = "memory"
 
@@ -21,11 +22,20 @@ export interface MemoryOptions {
 
 export const makeMemoryTransport = (options: MemoryOptions = {}): Transport => {
   const engine = new MemoryEngine(options.maxItemSize === undefined ? {} : { maxItemSize: options.maxItemSize })
+  const started = Date.now()
+  // What memcached's `stats` counts and the engine can know: reads (an `mg` that asks for the value).
+  const counts = { gets: 0, hits: 0, misses: 0 }
+  const countRead = (reply: Reply | undefined) => {
+    counts.gets++
+    if (reply?.code === "VA") counts.hits++
+    else if (reply === undefined || reply.code === "EN") counts.misses++
+  }
   return {
     request: (_routingKey, request, decode, opts) =>
       Effect.clockWith((clock) =>
         Effect.suspend(() => {
           const reply = engine.execute(request, clock.unsafeCurrentTimeMillis())
+          if (request.command === "mg" && request.flags.v === true) countRead(reply)
           return reply === undefined
             ? Effect.fail(new CorruptResponse({ server: MEMORY_SERVER, key: opts.key, reason: "no reply to a non-quiet request" }))
             : decode(reply, MEMORY_SERVER, opts.key)
@@ -38,6 +48,7 @@ export const makeMemoryTransport = (options: MemoryOptions = {}): Transport => {
           const outcomes: Array<ManyOutcome> = new Array(wires.length)
           for (let i = 0; i < wires.length; i++) {
             const reply = engine.execute({ command: "mg", key: wires[i]!, flags }, now)
+            countRead(reply)
             outcomes[i] =
               reply === undefined || reply.code === "EN"
                 ? undefined
@@ -49,5 +60,34 @@ export const makeMemoryTransport = (options: MemoryOptions = {}): Transport => {
         }),
       ),
     version: () => Effect.succeed(MEMORY_VERSION),
+    status: Effect.sync(() => [
+      {
+        address: MEMORY_SERVER,
+        state: "up",
+        since: started,
+        lastError: undefined,
+        lastErrorAt: undefined,
+        version: MEMORY_VERSION.text,
+        connections: 0,
+        inFlight: 0,
+      },
+    ]),
+    stats: (server) =>
+      server !== undefined && server !== MEMORY_SERVER
+        ? Effect.fail(new ClientError({ reason: `stats: ${JSON.stringify(server)} is not one of this client's servers (memory)` }))
+        : Effect.clockWith((clock) =>
+            Effect.sync(() => {
+              const { items, bytes } = engine.usage(clock.unsafeCurrentTimeMillis())
+              const stats = new Map<string, string>([
+                ["version", MEMORY_VERSION.text],
+                ["curr_items", String(items)],
+                ["bytes", String(bytes)],
+                ["cmd_get", String(counts.gets)],
+                ["get_hits", String(counts.hits)],
+                ["get_misses", String(counts.misses)],
+              ])
+              return new Map([[MEMORY_SERVER, stats]])
+            }),
+          ),
   }
 }

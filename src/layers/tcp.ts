@@ -12,11 +12,12 @@ import type { HealthEvent } from "../cluster/ServerPool.js"
 import { Connection } from "../connection/Connection.js"
 import { SingleReplySlot } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
-import type { Transport } from "../client/Transport.js"
-import { type McError, Timeout, withoutStack } from "../Errors.js"
+import type { RequestOptions, ServerStats, ServerStatus, Transport, TransportEvents } from "../client/Transport.js"
+import { ClientError, type McError, Timeout, withoutStack } from "../Errors.js"
 import { acceptedReplies, encodeLine, type MetaRequest } from "../protocol/Request.js"
 import type { Reply } from "../protocol/Reply.js"
 import { isRetryable, makeGetMany } from "./tcpGetMany.js"
+import { fetchStats } from "./tcpStats.js"
 
 export interface TcpOptions {
   readonly servers: ReadonlyArray<string>
@@ -29,6 +30,16 @@ export interface TcpOptions {
   readonly reconnect: Schedule.Schedule<unknown, unknown>
   /** TTL cap, in seconds, of writes that fail over */
   readonly failoverTtlSeconds: number
+  /** metrics hooks (McClientOptions.metrics) */
+  readonly events?: TransportEvents | undefined
+}
+
+/** A server's health and last failure, as `status` reports them. */
+interface Health {
+  state: "up" | "down"
+  since: number
+  lastError: SlotFailure | undefined
+  lastErrorAt: number | undefined
 }
 
 // Keys remembered for repair after failover (see cluster/Failover.ts).
@@ -53,6 +64,14 @@ const failSoon = <A, E>(resume: (effect: Effect.Effect<A, E>) => void, error: E)
 export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, never, Scope.Scope> =>
   Effect.gen(function* () {
     const run = yield* FiberSet.makeRuntime<never, void, never>()
+    const events = options.events
+    const started = Date.now()
+    const health = new Map<string, Health>()
+    const healthOf = (server: string): Health => {
+      let h = health.get(server)
+      if (h === undefined) health.set(server, (h = { state: "up", since: started, lastError: undefined, lastErrorAt: undefined }))
+      return h
+    }
     const cluster = new Cluster(options.servers, options.pickServer, {
       dialTimeoutMillis: options.dialTimeoutMillis,
       stallTimeoutMillis: options.stallTimeoutMillis,
@@ -63,10 +82,22 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
         run(effect)
       },
       onHealth: (event) => {
+        const h = healthOf(event.server)
+        h.state = event._tag === "ServerDown" ? "down" : "up"
+        h.since = Date.now()
+        if (event._tag === "ServerDown") events?.onServerDown(event.server)
+        else events?.onServerUp(event.server)
         run(logHealth(event))
+      },
+      onConnectionFailed: (server, error) => {
+        const h = healthOf(server)
+        h.lastError = error
+        h.lastErrorAt = Date.now()
+        events?.onConnectionFailed(server, error)
       },
       maxFailoverKeys: MAX_FAILOVER_KEYS,
       onFailoverLogFull: (primary) => {
+        events?.onFailoverLogFull(primary)
         run(
           Effect.logWarning(
             `memcache: failover log full (${MAX_FAILOVER_KEYS} keys): further keys written while ${primary} is down are not repaired when it returns`,
@@ -80,7 +111,7 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
       routingKey: string,
       req: MetaRequest,
       decode: (reply: Reply, server: string, key: string) => Effect.Effect<A, E | McError>,
-      opts: { readonly timeoutMillis: number; readonly idempotent: boolean; readonly key: string },
+      opts: RequestOptions,
     ): Effect.Effect<A, E | McError> => {
       const line = encodeLine(req)
       const value = req.command === "ms" ? req.value : undefined
@@ -117,16 +148,24 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
       return attempt(undefined, (error, deadline) => {
         if (!isRetryable(error) || cluster.closed) return Exit.fail(error)
         let first = true
+        let cause: McError = error
         const again = attempt(deadline, Exit.fail)
         return Effect.retry(
           Effect.suspend(() => {
-            if (!first) return again
+            if (!first) {
+              events?.onRetry(cause)
+              opts.onRetry?.(cause)
+              return again
+            }
             first = false
             return Exit.fail(error)
           }),
           {
             schedule: options.retry,
-            while: (e) => isRetryable(e as { readonly _tag: string }) && !cluster.closed && Date.now() < deadline,
+            while: (e) => {
+              cause = e as McError
+              return isRetryable(e as { readonly _tag: string }) && !cluster.closed && Date.now() < deadline
+            },
           },
         ).pipe(
           // A retry delay does not outlast the call's deadline.
@@ -140,10 +179,35 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
 
     const transport: Transport = {
       request,
-      getMany: makeGetMany(cluster, options.retry),
+      getMany: makeGetMany(cluster, options.retry, events?.onRetry),
       version: (key) => {
         const server = cluster.serverFor(key)
         return typeof server === "string" ? cluster.pool(server).whenVersion() : Effect.fail(server)
+      },
+      status: Effect.sync(() => {
+        const out: Array<ServerStatus> = []
+        for (const pool of cluster.allPools) {
+          const h = healthOf(pool.server)
+          out.push({
+            address: pool.server,
+            state: pool.downError === undefined && pool.unsupported === undefined ? "up" : "down",
+            since: h.since,
+            lastError: pool.unsupported ?? h.lastError,
+            lastErrorAt: h.lastErrorAt,
+            version: pool.version?.text,
+            connections: pool.connections,
+            inFlight: pool.inFlight,
+          })
+        }
+        return out
+      }),
+      stats: (server, timeoutMillis) => {
+        const known = Array.from(cluster.allPools, (p) => p.server)
+        if (server !== undefined && !known.includes(server))
+          return Effect.fail(new ClientError({ reason: `stats: ${JSON.stringify(server)} is not one of this client's servers (${known.join(", ")})` }))
+        return Effect.forEach(server === undefined ? known : [server], (s) => Effect.map(fetchStats(s, timeoutMillis), (st) => [s, st] as const), {
+          concurrency: "unbounded",
+        }).pipe(Effect.map((entries) => new Map<string, ServerStats>(entries)))
       },
     }
     return transport

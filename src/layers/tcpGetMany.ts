@@ -43,12 +43,17 @@ interface Sent {
 }
 
 export const makeGetMany =
-  (cluster: Cluster, retry: Schedule.Schedule<unknown, unknown>) =>
+  (cluster: Cluster, retry: Schedule.Schedule<unknown, unknown>, onRetry?: (error: McError) => void) =>
   (
     routingKeys: ReadonlyArray<string>,
     wires: ReadonlyArray<string>,
     flags: GetFlags,
-    options: { readonly timeoutMillis: number; readonly startedAt: number; readonly broadcast: boolean },
+    options: {
+      readonly timeoutMillis: number
+      readonly startedAt: number
+      readonly broadcast: boolean
+      readonly onRetry?: ((error: McError) => void) | undefined
+    },
   ): Effect.Effect<ReadonlyArray<ManyOutcome>> =>
     Effect.suspend(() => {
       const n = wires.length
@@ -160,6 +165,8 @@ export const makeGetMany =
           const more = yield* Effect.option(Effect.timeout(driver.next(last), Math.max(0, deadline - Date.now())))
           if (Option.isNone(more) || Date.now() >= deadline) break
           for (const i of again) outcomes[i] = undefined
+          onRetry?.(last!)
+          options.onRetry?.(last!)
           yield* round(again)
         }
         // A deadline that passed while keys waited for a retry is a timeout.

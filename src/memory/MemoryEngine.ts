@@ -300,6 +300,19 @@ export class MemoryEngine {
     this.items.clear()
   }
 
+  /** Live items and their bytes (memcached's `curr_items`, and `bytes` as item sizes) at `nowMillis`. */
+  usage(nowMillis: number): { readonly items: number; readonly bytes: number } {
+    const now = Math.floor(nowMillis / 1000)
+    let items = 0
+    let bytes = 0
+    for (const item of this.items.values()) {
+      if (isExpired(item, now)) continue
+      items++
+      bytes += itemSize(item.key.length, item.flags, item.value.length)
+    }
+    return { items, bytes }
+  }
+
   // -------------------------------------------------------------------------------------------
 
   private nextCas(): bigint {
