@@ -38,6 +38,16 @@ export interface ServerStatus {
 /** memcached's `stats`: each `STAT <name> <value>` line. */
 export type ServerStats = ReadonlyMap<string, string>
 
+/** Options of `getMany`. */
+export interface ManyOptions {
+  readonly timeoutMillis: number
+  /** when the call began (epoch ms); its deadline is `startedAt + timeoutMillis` */
+  readonly startedAt: number
+  readonly broadcast: boolean
+  /** called before each retry round with an error that caused it */
+  readonly onRetry?: ((error: McError) => void) | undefined
+}
+
 /** A key's outcome in `getMany`. */
 export type ManyOutcome = Hit | McError | undefined
 
@@ -73,14 +83,7 @@ export interface Transport {
     routingKeys: ReadonlyArray<string>,
     wires: ReadonlyArray<string>,
     flags: GetFlags,
-    /** `startedAt`: when the call began (epoch ms); its deadline is `startedAt + timeoutMillis` */
-    options: {
-      readonly timeoutMillis: number
-      readonly startedAt: number
-      readonly broadcast: boolean
-      /** called before each retry round with an error that caused it */
-      readonly onRetry?: ((error: McError) => void) | undefined
-    },
+    options: ManyOptions,
   ) => Effect.Effect<ReadonlyArray<ManyOutcome>>
   /** The version of the server that owns `routingKey`. */
   readonly version: (routingKey: string) => Effect.Effect<ServerVersion, McError>

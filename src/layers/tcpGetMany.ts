@@ -10,7 +10,7 @@ import type { Cluster } from "../cluster/Cluster.js"
 import { Connection } from "../connection/Connection.js"
 import { BatchSlot, type BatchResult } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
-import { Hit, type ManyOutcome } from "../client/Transport.js"
+import { Hit, type ManyOptions, type ManyOutcome } from "../client/Transport.js"
 import { type McError, NoServers, Timeout, withoutStack } from "../Errors.js"
 import type { GetFlags } from "../protocol/Request.js"
 
@@ -48,12 +48,7 @@ export const makeGetMany =
     routingKeys: ReadonlyArray<string>,
     wires: ReadonlyArray<string>,
     flags: GetFlags,
-    options: {
-      readonly timeoutMillis: number
-      readonly startedAt: number
-      readonly broadcast: boolean
-      readonly onRetry?: ((error: McError) => void) | undefined
-    },
+    options: ManyOptions,
   ): Effect.Effect<ReadonlyArray<ManyOutcome>> =>
     Effect.suspend(() => {
       const n = wires.length
