@@ -18,6 +18,8 @@ export {
   ServerError,
   Timeout,
   UnsupportedServerVersion,
+  AuthenticationError,
+  type TlsFailure,
   type McError,
 } from "./Errors.js"
 export type {
@@ -29,6 +31,11 @@ export type {
   IncrDecrOptions,
   KeyHash,
   McClientOptions,
+  AuthOptions,
+  DiscoveryOptions,
+  Pem,
+  ServerConfig,
+  TlsOptions,
   SetOptions,
   TimeoutOption,
 } from "./Options.js"

@@ -14,6 +14,7 @@ import { SingleReplySlot } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
 import type { Transport } from "../client/Transport.js"
 import type { McError } from "../Errors.js"
+import type { AuthOptions, TlsOptions } from "../Options.js"
 import { acceptedReplies, encodeLine, type MetaRequest } from "../protocol/Request.js"
 import type { Reply } from "../protocol/Reply.js"
 import { isRetryable, makeGetMany } from "./tcpGetMany.js"
@@ -25,6 +26,8 @@ export interface TcpOptions {
   readonly stallTimeoutMillis: number
   readonly connMaxLifetimeMillis: number
   readonly maxConnections: number
+  /** TLS and credentials of a server's connections */
+  readonly security: (server: string) => { readonly tls?: TlsOptions | undefined; readonly auth?: AuthOptions | undefined }
   readonly retry: Schedule.Schedule<unknown, unknown>
   readonly reconnect: Schedule.Schedule<unknown, unknown>
   /** TTL cap, in seconds, of writes that fail over */
@@ -34,10 +37,21 @@ export interface TcpOptions {
 // Keys remembered for repair after failover (see cluster/Failover.ts).
 const MAX_FAILOVER_KEYS = 100_000
 
-const logHealth = (event: HealthEvent): Effect.Effect<void> =>
-  event._tag === "ServerDown"
-    ? Effect.logWarning(`memcache: server ${event.server} marked down (${event.reason})`)
-    : Effect.logInfo(`memcache: server ${event.server} is back up`)
+const logHealth = (event: HealthEvent): Effect.Effect<void> => {
+  switch (event._tag) {
+    case "ServerDown":
+      return Effect.logWarning(`memcache: server ${event.server} marked down (${event.reason})`)
+    case "ServerUp":
+      return Effect.logInfo(`memcache: server ${event.server} is back up`)
+    case "AuthenticationFailed":
+      return Effect.logError(`memcache: ${event.error.reason} [server ${event.server}]; its requests fail with AuthenticationError`)
+  }
+}
+
+/** The TCP transport, and the cluster under it (discovery changes its servers). */
+export interface TcpTransport extends Transport {
+  readonly cluster: Cluster
+}
 
 /**
  * Fails a request that has no server to go to (all marked down) on the next turn of the event
@@ -50,7 +64,7 @@ const failSoon = <A, E>(resume: (effect: Effect.Effect<A, E>) => void, error: E)
   return Effect.sync(() => clearImmediate(timer))
 }
 
-export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, never, Scope.Scope> =>
+export const makeTcpTransport = (options: TcpOptions): Effect.Effect<TcpTransport, never, Scope.Scope> =>
   Effect.gen(function* () {
     const run = yield* FiberSet.makeRuntime<never, void, never>()
     const cluster = new Cluster(options.servers, options.pickServer, {
@@ -58,6 +72,7 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
       stallTimeoutMillis: options.stallTimeoutMillis,
       connMaxLifetimeMillis: options.connMaxLifetimeMillis,
       maxConnections: options.maxConnections,
+      security: options.security,
       backoff: options.reconnect,
       fork: (effect) => {
         run(effect)
@@ -132,7 +147,8 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
       })
     }
 
-    const transport: Transport = {
+    const transport: TcpTransport = {
+      cluster,
       request,
       getMany: makeGetMany(cluster, options.retry),
       version: (key) => {
