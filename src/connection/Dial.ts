@@ -68,8 +68,13 @@ const UNTRUSTED = new Set([
 ])
 
 /** What a socket error says about a TLS handshake, if anything. */
-export const tlsFailureOf = (code: string | undefined): TlsFailure | undefined => {
+export const tlsFailureOf = (code: string | undefined, message: string): TlsFailure | undefined => {
   if (code === undefined) return undefined
+  // OpenSSL record-layer errors surface as EPROTO, with the reason in the message.
+  if (code === "EPROTO") {
+    if (/wrong version number|unsupported protocol|protocol version|packet length too long/i.test(message)) return "protocol-version"
+    return /SSL routines/.test(message) ? "handshake" : undefined
+  }
   if (UNTRUSTED.has(code)) return "untrusted-certificate"
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID" || code === "HOSTNAME_MISMATCH" || code === "IP_ADDRESS_MISMATCH") return "hostname-mismatch"
   if (
@@ -99,10 +104,12 @@ const TLS_WHAT: Readonly<Record<TlsFailure, string>> = {
  */
 export const socketError = (server: string, cause: Error & { readonly code?: unknown }): ConnectionError => {
   const code = typeof cause.code === "string" ? cause.code : undefined
-  const failure = tlsFailureOf(code)
+  const failure = tlsFailureOf(code, cause.message)
+  // OpenSSL's messages span lines; the first one says it.
+  const said = cause.message.split("\n")[0]!.trim()
   return withoutStack(() =>
     failure === undefined
       ? new ConnectionError({ server, reason: cause.message })
-      : new ConnectionError({ server, reason: `TLS: ${TLS_WHAT[failure]} (${code}: ${cause.message})`, tls: failure }),
+      : new ConnectionError({ server, reason: `TLS: ${TLS_WHAT[failure]} (${code}: ${said})`, tls: failure }),
   )
 }
