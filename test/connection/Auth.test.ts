@@ -36,7 +36,7 @@ afterAll(async () => {
 const noRetry = Schedule.recurs(0)
 const alice = { username: "alice", password: Redacted.make(PASSWORD) }
 
-const withClient = <A, E>(options: Omit<McClientOptions, "servers"> & { servers?: ReadonlyArray<string> }, effect: Effect.Effect<A, E, McClient>) =>
+const withClient = <A, E, R>(options: Omit<McClientOptions, "servers"> & { servers?: ReadonlyArray<string> }, effect: Effect.Effect<A, E, R>) =>
   effect.pipe(Effect.provide(McClient.layer({ servers: [server.address], dialTimeout: "2 seconds", timeout: "2 seconds", ...options })))
 
 /** Log lines (message and annotations, as text) while `effect` runs, the client's background fibers included. */
@@ -147,13 +147,14 @@ describe("authentication (memcached -Y)", () => {
     Effect.gen(function* () {
       const seen: Array<string> = []
       const spans: Array<Tracer.Span> = []
+      const base = yield* Effect.tracer
       const tracer = Tracer.make({
-        span: (name, parent, context, links, startTime, kind, options) => {
-          const span = Tracer.nativeSpan(name, parent, context, links, startTime, kind, options)
+        span: (...args) => {
+          const span = base.span(...args)
           spans.push(span)
           return span
         },
-        context: (f) => f(),
+        context: base.context,
       })
       const wrongPassword = { username: "alice", password: Redacted.make(PASSWORD + "x") }
       const run = <A, E>(options: McClientOptions, effect: Effect.Effect<A, E, McClient>) =>
