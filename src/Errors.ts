@@ -85,12 +85,24 @@ export class EncodeError extends Data.TaggedError("EncodeError")<{
   }
 }
 
+/**
+ * What failed in a TLS handshake:
+ * - "untrusted-certificate": the server's certificate does not chain to a trusted CA (or expired);
+ * - "hostname-mismatch": the certificate is not for the host name (or IP) connected to;
+ * - "protocol-version": no TLS version both sides accept (or the server does not speak TLS);
+ * - "client-certificate": the server wants a client certificate and got none, or refused it;
+ * - "handshake": any other handshake failure.
+ */
+export type TlsFailure = "untrusted-certificate" | "hostname-mismatch" | "protocol-version" | "client-certificate" | "handshake"
+
 /** The socket could not be opened, or died with operations in flight. */
 export class ConnectionError extends Data.TaggedError("ConnectionError")<{
   readonly server: string
   readonly reason: string
   readonly key?: string | undefined
   readonly cause?: unknown
+  /** set when the TLS handshake failed: what failed */
+  readonly tls?: TlsFailure | undefined
 }> {
   override get message() {
     return `memcache: connection error: ${this.reason}${where(this.server, this.key)}`
@@ -172,6 +184,19 @@ export class UnsupportedServerVersion extends Data.TaggedError("UnsupportedServe
   }
 }
 
+/**
+ * The server refused this client's credentials (memcached `-Y`), or requires credentials and the
+ * client has no `auth` option. Not retried: the same credentials fail the same way.
+ */
+export class AuthenticationError extends Data.TaggedError("AuthenticationError")<{
+  readonly server: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `memcache: authentication failed: ${this.reason}${where(this.server, undefined)}`
+  }
+}
+
 /** Infrastructure failures any operation can meet. */
 export type McError =
   | ConnectionError
@@ -181,4 +206,5 @@ export type McError =
   | CorruptResponse
   | NoServers
   | UnsupportedServerVersion
+  | AuthenticationError
   | MalformedKey

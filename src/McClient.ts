@@ -3,7 +3,8 @@
  */
 import { Config, type ConfigError, Context, Duration, Effect, Layer, Schedule, type Schema, type Scope } from "effect"
 import type { CodecOption } from "./Codec.js"
-import { makeKetamaRing, parseServerSpec } from "./cluster/Ketama.js"
+import { type ClusterConfig, nodeAddress, startDiscovery } from "./cluster/Discovery.js"
+import { makeKetamaRing, parseServerSpec, type ServerSpec } from "./cluster/Ketama.js"
 import type { McClientService, PartialItems } from "./client/Client.js"
 import { makeClient } from "./client/Client.js"
 import { gzip } from "./client/Compression.js"
@@ -23,7 +24,9 @@ import type {
   GetOptions,
   IncrDecrOptions,
   McClientOptions,
+  ServerConfig,
   SetOptions,
+  TlsOptions,
   TimeoutOption,
 } from "./Options.js"
 
@@ -65,6 +68,13 @@ const clientOver = (base: Transport, options: Partial<McClientOptions>): McClien
 // The connection and in-flight gauges are sampled from `status` this often.
 const GAUGE_INTERVAL = "1 second"
 
+const tlsOf = (tls: boolean | TlsOptions | undefined): TlsOptions | undefined =>
+  tls === undefined || tls === false ? undefined : tls === true ? {} : tls
+
+/** A server's own `tls` overrides the client's: `false` turns it off, `true` takes the client's (or the defaults). */
+const serverTls = (own: ServerConfig["tls"], client: TlsOptions | undefined): TlsOptions | undefined =>
+  own === undefined ? client : own === false ? undefined : own === true ? (client ?? {}) : { ...client, ...own }
+
 /**
  * Builds a client over TCP in the current scope; closing the scope closes every socket and timer.
  * Invalid options fail with `InvalidOption` (`NoServers` for an empty list) before anything opens.
@@ -73,12 +83,49 @@ export const make = (given: McClientOptions): Effect.Effect<McClientService, NoS
   Effect.gen(function* () {
     // A checked plain copy: nothing below reads the caller's object again.
     const options = yield* checkOptions(given, "required")
-    const specs = options.servers.map(parseServerSpec)
+    const dialTimeoutMillis = millis(options.dialTimeout, 200)
+    const clientTls = tlsOf(options.tls)
+    // TLS per server, where it differs from the client's.
+    const tlsByServer = new Map<string, TlsOptions | undefined>()
+    const security = (server: string) => ({
+      tls: server.startsWith("/") ? undefined : tlsByServer.has(server) ? tlsByServer.get(server) : clientTls,
+      auth: options.auth,
+    })
+    // Discovered nodes: connect to the IP, verify (and SNI) the host name.
+    const discoveredSpecs = (config: ClusterConfig): ReadonlyArray<ServerSpec> =>
+      config.nodes.map((node) => {
+        const address = parseServerSpec(nodeAddress(node)).address
+        if (clientTls !== undefined) tlsByServer.set(address, { ...clientTls, servername: node.host !== "" ? node.host : clientTls.servername })
+        return { address, weight: 1 }
+      })
+    const discovery = options.discovery
+    let specs: ReadonlyArray<ServerSpec>
+    let onChange: (config: ClusterConfig) => void = () => {}
+    if (discovery === undefined) {
+      specs = options.servers!.map((s) => {
+        if (typeof s === "string") return parseServerSpec(s)
+        const spec = parseServerSpec(s.weight === undefined ? { address: s.address } : { address: s.address, weight: s.weight })
+        if (s.tls !== undefined) tlsByServer.set(spec.address, serverTls(s.tls, clientTls))
+        return spec
+      })
+    } else {
+      const first = yield* startDiscovery({
+        endpoint: parseServerSpec(discovery.configEndpoint).address,
+        tls: clientTls,
+        auth: options.auth,
+        intervalMillis: millis(discovery.interval, 60_000),
+        // A Node timer; an infinite `timeout` leaves the dial timeout plus a timer's longest delay.
+        timeoutMillis: Math.min(2 ** 31 - 1, dialTimeoutMillis + millis(options.timeout, 200)),
+        onChange: (config) => onChange(config),
+      })
+      specs = discoveredSpecs(first)
+    }
     const ring = options.pickServer === undefined ? makeKetamaRing(specs) : undefined
     const transport = yield* makeTcpTransport({
       servers: specs.map((s) => s.address),
       pickServer: options.pickServer ?? ring!.pick,
-      dialTimeoutMillis: millis(options.dialTimeout, 200),
+      security,
+      dialTimeoutMillis,
       stallTimeoutMillis: millis(options.stallTimeout, 1000),
       connMaxLifetimeMillis: millis(options.connMaxLifetime, 60_000),
       maxConnections: Math.max(1, options.maxIdleConnsPerAddr ?? 10),
@@ -91,6 +138,10 @@ export const make = (given: McClientOptions): Effect.Effect<McClientService, NoS
       yield* Effect.forkScoped(
         Effect.repeat(Effect.map(transport.status, recordStatus), Schedule.spaced(GAUGE_INTERVAL)),
       )
+    }
+    onChange = (config) => {
+      const next = makeKetamaRing(discoveredSpecs(config))
+      transport.cluster.setServers(next.servers, next.pick)
     }
     return clientOver(transport, options)
   })

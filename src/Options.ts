@@ -1,5 +1,5 @@
 /** Options of `McClient.layer` (seed option names kept) and per-call options. */
-import type { Duration, Effect, Schedule } from "effect"
+import type { Duration, Effect, Redacted, Schedule } from "effect"
 
 /** Functions of bytes, synchronous or effectful (seed `Compression`). */
 export interface CompressionCodec {
@@ -20,9 +20,66 @@ export type Expiration = number | Duration.Duration | `${number} ${Duration.Unit
 /** How binary-encoded keys are hashed before base64 (see README "Keys"). */
 export type KeyHash = "sha256-128" | "xxhash64"
 
+/** PEM text or bytes, or several of them. */
+export type Pem = string | Uint8Array | ReadonlyArray<string | Uint8Array>
+
+/**
+ * TLS for connections to memcached (`memcached -Z`). The server's certificate is verified by
+ * default, against `ca` (else Node's trusted roots), and must be for the server's host name.
+ */
+export interface TlsOptions {
+  /** the CAs to trust instead of Node's default roots */
+  readonly ca?: Pem | undefined
+  /** client certificate chain, for mutual TLS */
+  readonly cert?: Pem | undefined
+  /** client private key, for mutual TLS; may be `Redacted` */
+  readonly key?: Pem | Redacted.Redacted<string> | undefined
+  /** host name for SNI and certificate verification; default: the server's host (none for an IP) */
+  readonly servername?: string | undefined
+  /** default true; false accepts any certificate (testing only) */
+  readonly rejectUnauthorized?: boolean | undefined
+  /** default Node's (TLSv1.2) */
+  readonly minVersion?: "TLSv1.2" | "TLSv1.3" | undefined
+}
+
+/** A server with its own settings, wherever servers are listed. */
+export interface ServerConfig {
+  /** "host:port", "[v6]:port" or a unix socket path */
+  readonly address: string
+  /** relative share of the keys, default 1 */
+  readonly weight?: number | undefined
+  /** overrides the client's `tls` for this server; unix sockets ignore it */
+  readonly tls?: boolean | TlsOptions | undefined
+}
+
+/** memcached's text-protocol authentication (`memcached -Y <authfile>`). */
+export interface AuthOptions {
+  /** no spaces or line breaks */
+  readonly username: string
+  /** no line breaks; never logged, nor shown in errors */
+  readonly password: Redacted.Redacted<string>
+}
+
+/** AWS ElastiCache auto-discovery through a cluster's configuration endpoint. */
+export interface DiscoveryOptions {
+  /** "host:port" of the configuration endpoint */
+  readonly configEndpoint: string
+  /** how often the node list is polled, default 60 seconds */
+  readonly interval?: Duration.DurationInput | undefined
+}
+
 export interface McClientOptions {
-  /** "host:port", "host:port:weight", or a unix socket path; non-empty (seed `Addrs`) */
-  readonly servers: ReadonlyArray<string>
+  /**
+   * "host:port", "host:port:weight", a unix socket path, or `{ address, weight?, tls? }`;
+   * non-empty (seed `Addrs`). Omitted with `discovery`.
+   */
+  readonly servers?: ReadonlyArray<string | ServerConfig> | undefined
+  /** TLS for every server (a server's own `tls` overrides it); `true` for the defaults */
+  readonly tls?: boolean | TlsOptions | undefined
+  /** credentials every new connection authenticates with before any request */
+  readonly auth?: AuthOptions | undefined
+  /** the servers come from an ElastiCache configuration endpoint, polled (then omit `servers`) */
+  readonly discovery?: DiscoveryOptions | undefined
   /** primary first, then failover alternates; default: libmemcached-compatible ketama */
   readonly pickServer?: ((key: string) => ReadonlyArray<string>) | undefined
   readonly dialTimeout?: Duration.DurationInput | undefined

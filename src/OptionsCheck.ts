@@ -7,7 +7,7 @@
  * `(value: unknown) => string | undefined`, the reason when invalid). Every option is optional:
  * a rule sees only values other than `undefined`.
  */
-import { Duration, Effect, Schedule } from "effect"
+import { Duration, Effect, Redacted, Schedule } from "effect"
 import { decodeDuration, expirationSeconds, MAX_TIMER_MILLIS, reasonOf, render } from "./client/Inputs.js"
 import { parseServerSpec } from "./cluster/Ketama.js"
 import { InvalidOption, NoServers } from "./Errors.js"
@@ -79,6 +79,77 @@ export const tracing: Rule = (v) => {
   return undefined
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
+
+const isPem = (v: unknown): boolean => {
+  const one = (x: unknown) => typeof x === "string" || x instanceof Uint8Array
+  return one(v) || (Array.isArray(v) && v.every(one))
+}
+
+const TLS_RULE =
+  'must be true, false or { ca?, cert?, key?, servername?, rejectUnauthorized?, minVersion?: "TLSv1.2" | "TLSv1.3" } (PEM strings or bytes)'
+
+/** `true`, `false` or TlsOptions. */
+export const tlsOption: Rule = (v) => {
+  if (typeof v === "boolean") return undefined
+  if (!isObject(v)) return TLS_RULE
+  for (const name of Object.keys(v)) {
+    const x = v[name]
+    if (x === undefined) continue
+    const ok =
+      name === "ca" || name === "cert"
+        ? isPem(x)
+        : name === "key"
+          ? isPem(x) || (Redacted.isRedacted(x) && typeof Redacted.value(x) === "string")
+          : name === "servername"
+            ? typeof x === "string" && x.length > 0
+            : name === "rejectUnauthorized"
+              ? typeof x === "boolean"
+              : name === "minVersion"
+                ? x === "TLSv1.2" || x === "TLSv1.3"
+                : false
+    if (!ok) return `${TLS_RULE}; ${name} is not valid`
+  }
+  return undefined
+}
+
+/** `{ username, password: Redacted }`, fit for memcached's `<user> <pass>` token. */
+export const authOption: Rule = (v) => {
+  const rule = "must be { username, password: Redacted<string> } (Redacted.make or Config.redacted)"
+  if (!isObject(v)) return rule
+  const { username, password } = v
+  if (typeof username !== "string" || !/^[^\s]+$/.test(username)) return `${rule}; username must be non-empty, without spaces or line breaks`
+  if (!Redacted.isRedacted(password) || typeof Redacted.value(password) !== "string") return `${rule}; password must be Redacted`
+  const pass = Redacted.value(password) as string
+  if (pass.length === 0 || /[\r\n]/.test(pass)) return `${rule}; password must be non-empty, without line breaks`
+  return undefined
+}
+
+/** `{ configEndpoint: "host:port", interval? }`. */
+export const discoveryOption: Rule = (v) => {
+  const rule = 'must be { configEndpoint: "host:port", interval?: Duration input }'
+  if (!isObject(v)) return rule
+  const endpoint = v["configEndpoint"]
+  if (typeof endpoint !== "string" || endpoint.startsWith("/")) return rule
+  try {
+    parseServerSpec(endpoint)
+  } catch (e) {
+    return `${rule}; ${reasonOf(e)}`
+  }
+  if (v["interval"] !== undefined) {
+    const reason = positiveDuration(false)(v["interval"])
+    if (reason !== undefined) return `${rule}; interval ${reason}`
+  }
+  return undefined
+}
+
+/** How an invalid option's value is shown: secrets never are. */
+const shown = (name: string, value: unknown): unknown => {
+  if (name === "auth") return isObject(value) ? { username: value["username"], password: "<redacted>" } : typeof value
+  if (name === "tls" && isObject(value)) return { ...value, ...("key" in value ? { key: "<redacted>" } : {}) }
+  return value
+}
+
 /** One line per option (other than `servers`, checked by `checkServers`). */
 export const checks: Readonly<Record<string, Rule>> = {
   pickServer: func,
@@ -96,6 +167,9 @@ export const checks: Readonly<Record<string, Rule>> = {
   failoverTtl: expirationAtLeast(1),
   tracing,
   metrics: boolean,
+  tls: tlsOption,
+  auth: authOption,
+  discovery: discoveryOption,
   // MemoryOptions (layerMemory)
   maxItemSize: integerAtLeast(1),
 }
@@ -103,8 +177,12 @@ export const checks: Readonly<Record<string, Rule>> = {
 const invalid = (option: string, value: unknown, reason: string) =>
   new InvalidOption({ option, value: render(value), reason })
 
+const SERVER_RULE =
+  'must be a non-empty string ("host:port", "host:port:weight", "[ipv6]:port" or a unix socket path) or { address, weight?, tls? }'
+
 /** `servers`: a non-empty array of parseable specs, no two naming the same server once normalised. */
-const checkServers = (given: unknown): ReadonlyArray<string> | InvalidOption | NoServers => {
+const checkServers = (given: unknown): ReadonlyArray<string | Record<string, unknown>> | InvalidOption | NoServers => {
+  if (given === undefined) return invalid("servers", given, "must be given (or discovery, whose configuration endpoint lists them)")
   if (!Array.isArray(given)) return invalid("servers", given, "must be an array of server addresses")
   const servers: Array<unknown> = Array.from(given) // read once
   if (servers.length === 0) return new NoServers({ reason: "the servers list is empty" })
@@ -112,11 +190,21 @@ const checkServers = (given: unknown): ReadonlyArray<string> | InvalidOption | N
   for (let i = 0; i < servers.length; i++) {
     const spec: unknown = servers[i]
     const option = `servers[${i}]`
-    if (typeof spec !== "string" || spec.length === 0)
-      return invalid(option, spec, 'must be a non-empty string: "host:port", "host:port:weight", "[ipv6]:port" or a unix socket path')
     let address: string
+    if (isObject(spec)) {
+      const { address: a, weight, tls } = spec
+      if (typeof a !== "string" || a.length === 0) return invalid(option, shown("tls", spec), SERVER_RULE)
+      if (weight !== undefined && !(Number.isSafeInteger(weight) && (weight as number) >= 0))
+        return invalid(option, shown("tls", spec), `${SERVER_RULE}; weight must be an integer >= 0`)
+      if (tls !== undefined) {
+        const reason = tlsOption(tls)
+        if (reason !== undefined) return invalid(`${option}.tls`, shown("tls", tls), reason)
+      }
+      servers[i] = { ...spec } // read once
+    } else if (typeof spec !== "string" || spec.length === 0) return invalid(option, spec, SERVER_RULE)
     try {
-      address = parseServerSpec(spec).address
+      const s = servers[i] as string | { readonly address: string; readonly weight?: number }
+      address = parseServerSpec(s).address
     } catch (e) {
       return invalid(option, spec, reasonOf(e))
     }
@@ -124,7 +212,7 @@ const checkServers = (given: unknown): ReadonlyArray<string> | InvalidOption | N
     if (first !== undefined) return invalid(option, spec, `duplicate server: servers[${first}] is also ${address}`)
     seen.set(address, i)
   }
-  return servers as Array<string>
+  return servers as Array<string | Record<string, unknown>>
 }
 
 /**
@@ -154,7 +242,11 @@ const check = (options: unknown, servers: "required" | "unused"): Record<string,
   const copy: Record<string, unknown> = { ...options }
   // Options inherited from a prototype (class getters) are read as well.
   for (const name of [...Object.keys(checks), "servers"]) if (name in options) copy[name] = (options as Record<string, unknown>)[name]
-  if (servers === "required") {
+  if (servers === "required" && copy.discovery !== undefined) {
+    // The configuration endpoint lists the servers, and ketama places keys on them.
+    if (copy.servers !== undefined) return invalid("servers", copy.servers, "must be omitted with discovery (the configuration endpoint lists the servers)")
+    if (copy.pickServer !== undefined) return invalid("pickServer", copy.pickServer, "must be omitted with discovery (keys are placed by ketama over the discovered nodes)")
+  } else if (servers === "required") {
     const list = checkServers(copy.servers)
     if (list instanceof InvalidOption || list instanceof NoServers) return list
     copy.servers = list
@@ -163,7 +255,7 @@ const check = (options: unknown, servers: "required" | "unused"): Record<string,
     const value = copy[name]
     if (value === undefined) continue
     const reason = checks[name]!(value)
-    if (reason !== undefined) return invalid(name, value, reason)
+    if (reason !== undefined) return invalid(name, shown(name, value), reason)
   }
   return copy
 }

@@ -27,6 +27,8 @@ export {
   ServerError,
   Timeout,
   UnsupportedServerVersion,
+  AuthenticationError,
+  type TlsFailure,
   type McError,
 } from "./Errors.js"
 export type {
@@ -38,6 +40,11 @@ export type {
   IncrDecrOptions,
   KeyHash,
   McClientOptions,
+  AuthOptions,
+  DiscoveryOptions,
+  Pem,
+  ServerConfig,
+  TlsOptions,
   SetOptions,
   TimeoutOption,
   TracingOptions,

@@ -3,7 +3,7 @@
  * engine. Features are written once over this interface, so the memory layer runs the same code.
  */
 import type { Effect } from "effect"
-import type { ConnectionError, CorruptResponse, McError, Timeout, UnsupportedServerVersion } from "../Errors.js"
+import type { AuthenticationError, ConnectionError, CorruptResponse, McError, Timeout, UnsupportedServerVersion } from "../Errors.js"
 import type { ServerVersion } from "../connection/Version.js"
 import type { GetFlags, MetaRequest } from "../protocol/Request.js"
 import type { Reply } from "../protocol/Reply.js"
@@ -25,7 +25,7 @@ export interface ServerStatus {
   /** epoch millis of the last change of `state` (or of the client's start) */
   readonly since: number
   /** the last error a connection to this server ended with, and when (epoch millis) */
-  readonly lastError: ConnectionError | Timeout | CorruptResponse | UnsupportedServerVersion | undefined
+  readonly lastError: ConnectionError | Timeout | CorruptResponse | UnsupportedServerVersion | AuthenticationError | undefined
   readonly lastErrorAt: number | undefined
   /** the version the server announced, once a connection reached it */
   readonly version: string | undefined
@@ -102,7 +102,7 @@ export interface Transport {
  */
 export interface TransportEvents {
   readonly onRetry: (error: McError) => void
-  readonly onConnectionFailed: (server: string, error: ConnectionError | Timeout | CorruptResponse | UnsupportedServerVersion) => void
+  readonly onConnectionFailed: (server: string, error: ConnectionError | Timeout | CorruptResponse | UnsupportedServerVersion | AuthenticationError) => void
   readonly onServerDown: (server: string) => void
   readonly onServerUp: (server: string) => void
   readonly onFailoverLogFull: (primary: string) => void

@@ -7,7 +7,7 @@ import { Effect } from "effect"
 import { Connection } from "../connection/Connection.js"
 import { requestOn } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
-import { type ConnectionError, NoServers, type UnsupportedServerVersion } from "../Errors.js"
+import { type AuthenticationError, type ConnectionError, NoServers, type UnsupportedServerVersion } from "../Errors.js"
 import type { MetaRequest } from "../protocol/Request.js"
 import { FailoverLog, type FailoverWrite } from "./Failover.js"
 import { type HealthEvent, ServerPool, type ServerPoolOptions } from "./ServerPool.js"
@@ -38,7 +38,8 @@ export class Cluster {
 
   constructor(
     servers: ReadonlyArray<string>,
-    readonly pickServer: (key: string) => ReadonlyArray<string>,
+    /** replaced by `setServers` (discovery) */
+    public pickServer: (key: string) => ReadonlyArray<string>,
     private readonly options: ClusterOptions,
   ) {
     this.failoverLog = new FailoverLog(options.maxFailoverKeys, options.onFailoverLogFull)
@@ -70,11 +71,11 @@ export class Cluster {
    * The connection for a key: the first server in `pickServer(key)` that is not marked down.
    * When all are down, the primary's error (fail fast, no waiting for a timeout).
    */
-  route(key: string, now: number): Connection | ConnectionError | UnsupportedServerVersion | NoServers {
+  route(key: string, now: number): Connection | ConnectionError | UnsupportedServerVersion | AuthenticationError | NoServers {
     this.failedOverFrom = undefined
     const servers = this.pickServer(key)
     if (servers.length === 0) return new NoServers({ reason: "pickServer returned no server", key })
-    let firstError: ConnectionError | UnsupportedServerVersion | undefined
+    let firstError: ConnectionError | UnsupportedServerVersion | AuthenticationError | undefined
     for (let i = 0; i < servers.length; i++) {
       const picked = this.pool(servers[i]!).pick(now)
       if (picked instanceof Connection) {
@@ -95,6 +96,21 @@ export class Cluster {
       if (p.downError === undefined && p.unsupported === undefined) return server
     }
     return servers[0]!
+  }
+
+  /**
+   * The server list changed (discovery): keys route by `pickServer` from now on, and the pools of
+   * servers no longer listed leave; their connections finish what is in flight, then close.
+   */
+  setServers(servers: ReadonlyArray<string>, pickServer: (key: string) => ReadonlyArray<string>): void {
+    this.pickServer = pickServer
+    const listed = new Set(servers)
+    for (const [server, pool] of Array.from(this.pools)) {
+      if (listed.has(server)) continue
+      this.pools.delete(server)
+      pool.retire()
+    }
+    for (const s of servers) this.pool(s)
   }
 
   /** A change written to `server` for a key whose primary is down. */

@@ -13,13 +13,16 @@ import { Effect, type Schedule } from "effect"
 import { Connection, type ServerVerdict } from "../connection/Connection.js"
 import type { SlotFailure } from "../connection/Slot.js"
 import type { ServerVersion } from "../connection/Version.js"
-import { ConnectionError, type UnsupportedServerVersion, withoutStack } from "../Errors.js"
+import { type AuthenticationError, ConnectionError, type UnsupportedServerVersion, withoutStack } from "../Errors.js"
+import type { AuthOptions, TlsOptions } from "../Options.js"
 
 export interface ServerPoolOptions {
   readonly dialTimeoutMillis: number
   readonly stallTimeoutMillis: number
   readonly connMaxLifetimeMillis: number
   readonly maxConnections: number
+  /** TLS and credentials of a server's connections */
+  readonly security: (server: string) => { readonly tls?: TlsOptions | undefined; readonly auth?: AuthOptions | undefined }
   /** delays between probes of a server marked down */
   readonly backoff: Schedule.Schedule<unknown, unknown>
   /** runs a background fiber in the client's scope */
@@ -39,6 +42,7 @@ export interface ServerPoolOptions {
 export type HealthEvent =
   | { readonly _tag: "ServerDown"; readonly server: string; readonly error: SlotFailure; readonly reason: string }
   | { readonly _tag: "ServerUp"; readonly server: string }
+  | { readonly _tag: "AuthenticationFailed"; readonly server: string; readonly error: AuthenticationError }
 
 const describe = (error: SlotFailure): string => {
   switch (error._tag) {
@@ -57,12 +61,21 @@ const GROW_AT_LOAD = 256
 // After the server refused an extra connection (e.g. memcached at its -c limit) while others
 // work, the pool does not try to grow for this long.
 const GROWTH_PAUSE_MILLIS = 1000
+// After the server refused the credentials, requests fail with that error for this long before a
+// connection tries them again (the server's authfile may be fixed and reloaded meanwhile).
+const AUTH_RETRY_MILLIS = 1000
 
 export class ServerPool {
   version: ServerVersion | undefined = undefined
   /** set while the server is marked down: the error requests fail with */
   downError: ConnectionError | undefined = undefined
   unsupported: UnsupportedServerVersion | undefined = undefined
+  /**
+   * Set while the server refuses the credentials. Not a health matter: the server is not marked
+   * down (nor back up), and the refusal is reported once until a connection authenticates again.
+   */
+  authRefused: AuthenticationError | undefined = undefined
+  private authRetryAt = 0
   private readonly all = new Set<Connection>()
   private readonly active: Array<Connection> = []
   private closed = false
@@ -88,8 +101,9 @@ export class ServerPool {
   }
 
   /** A connection to send on, or the reason there is none. Never blocks. */
-  pick(now: number): Connection | ConnectionError | UnsupportedServerVersion {
+  pick(now: number): Connection | ConnectionError | UnsupportedServerVersion | AuthenticationError {
     if (this.unsupported !== undefined) return this.unsupported
+    if (this.authRefused !== undefined && now < this.authRetryAt) return this.authRefused
     if (this.downError !== undefined) return this.downError
     if (this.closed) return withoutStack(() => new ConnectionError({ server: this.server, reason: "client closed" }))
     const conns = this.active
@@ -114,15 +128,15 @@ export class ServerPool {
   }
 
   /** The server's version, connecting if needed. */
-  whenVersion(): Effect.Effect<ServerVersion, ConnectionError | UnsupportedServerVersion> {
+  whenVersion(): Effect.Effect<ServerVersion, ConnectionError | UnsupportedServerVersion | AuthenticationError> {
     return Effect.suspend(() => {
       if (this.version !== undefined && this.unsupported === undefined) return Effect.succeed(this.version)
       const picked = this.pick(Date.now())
       if (!(picked instanceof Connection)) return Effect.fail(picked)
-      return Effect.async<ServerVersion, ConnectionError | UnsupportedServerVersion>((resume) => {
+      return Effect.async<ServerVersion, ConnectionError | UnsupportedServerVersion | AuthenticationError>((resume) => {
         this.versionWaiters.push((v) => {
           if ("major" in v) resume(Effect.succeed(v))
-          else if (v._tag === "UnsupportedServerVersion") resume(Effect.fail(v))
+          else if (v._tag === "UnsupportedServerVersion" || v._tag === "AuthenticationError") resume(Effect.fail(v))
           else resume(Effect.fail(new ConnectionError({ server: this.server, reason: v.message })))
         })
       })
@@ -134,6 +148,14 @@ export class ServerPool {
     this.closed = true
     this.closeAll()
     this.settleVersionWaiters(withoutStack(() => new ConnectionError({ server: this.server, reason: "client closed" })))
+  }
+
+  /** The server left the cluster: no new requests; connections drain, then close. */
+  retire(): void {
+    this.closed = true
+    this.active.length = 0
+    for (const c of Array.from(this.all)) c.drain()
+    this.settleVersionWaiters(withoutStack(() => new ConnectionError({ server: this.server, reason: "server left the cluster" })))
   }
 
   private closeAll(): void {
@@ -149,8 +171,10 @@ export class ServerPool {
       server: this.server,
       dialTimeoutMillis: this.options.dialTimeoutMillis,
       stallTimeoutMillis: this.options.stallTimeoutMillis,
+      ...this.options.security(this.server),
       onVersion: (version) => {
         this.version = version
+        this.authRefused = undefined
         onVersion(conn, version)
       },
       onClose: (c, error, verdict) => {
@@ -190,6 +214,12 @@ export class ServerPool {
     }
     // Callers waiting for the version fail once no other connection may still answer it.
     if (!conn.ready && this.active.length === 0) this.settleVersionWaiters(error)
+    if (error._tag === "AuthenticationError") {
+      this.authRetryAt = Date.now() + AUTH_RETRY_MILLIS
+      if (this.authRefused === undefined) this.options.onHealth({ _tag: "AuthenticationFailed", server: this.server, error })
+      this.authRefused = error
+      return
+    }
     if (verdict === "stalled") return this.markDown(error)
     if (verdict === "unreachable") {
       // An extra connection refused while others work (memcached at its connection limit) says

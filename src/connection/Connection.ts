@@ -20,10 +20,13 @@
  * while requests are pending, some whole reply must arrive within it. Trickled bytes are not
  * progress.
  */
-import * as net from "node:net"
+import type * as net from "node:net"
 import { ConnectionError, CorruptResponse, Timeout, UnsupportedServerVersion, withoutStack } from "../Errors.js"
+import type { AuthOptions, TlsOptions } from "../Options.js"
 import { type Reply, ReplyParser } from "../protocol/Reply.js"
 import { encodeGetBatch, type GetFlags } from "../protocol/Request.js"
+import { authRequest, authSlot, unauthenticated } from "./Auth.js"
+import { dial, socketError } from "./Dial.js"
 import type { BatchSlot, SingleReplySlot } from "./ReplySlot.js"
 import { DESYNC, DONE, type Slot, type SlotFailure } from "./Slot.js"
 import { parseServerVersion, type ServerVersion, supportsMetaProtocol } from "./Version.js"
@@ -34,6 +37,10 @@ export interface ConnectionOptions {
   readonly dialTimeoutMillis: number
   /** no whole reply for this long while requests are pending: the server is considered stuck */
   readonly stallTimeoutMillis: number
+  /** TLS (Dial.ts); ignored for a unix socket */
+  readonly tls?: TlsOptions | undefined
+  /** credentials sent first, before any request is written (Auth.ts) */
+  readonly auth?: AuthOptions | undefined
   /**
    * The server passed the version check (the first reply of every connection). A failed check
    * closes the connection with `UnsupportedServerVersion` instead.
@@ -55,13 +62,6 @@ export interface ConnectionOptions {
 export type ServerVerdict = "unreachable" | "stalled" | undefined
 
 export type ConnectionState = "connecting" | "ready" | "draining" | "closed"
-
-const connectOptions = (server: string): net.NetConnectOpts => {
-  if (server.startsWith("/")) return { path: server }
-  const colon = server.lastIndexOf(":")
-  const host = server.slice(0, colon).replace(/^\[(.*)\]$/, "$1")
-  return { host, port: Number(server.slice(colon + 1)), noDelay: true }
-}
 
 /**
  * Runs `f` after the event loop has polled for I/O. Timers run before the poll phase, so when the
@@ -117,33 +117,51 @@ export class Connection {
   // Last time a whole reply arrived, or the queue became non-empty.
   private lastProgress = Date.now()
   private dialTimer: NodeJS.Timeout | undefined
+  // Connected (TCP, and the TLS handshake when TLS is on).
+  private connected = false
+  // Requests are held back (not written) until the server accepted the credentials.
+  private held = false
 
   constructor(private readonly options: ConnectionOptions) {
     this.parser = new ReplyParser((reply) => this.dispatch(reply))
-    this.socket = net.createConnection(connectOptions(options.server))
+    const dialed = dial(options.server, options.tls)
+    this.socket = dialed.socket
     this.socket.setNoDelay(true)
     this.dialTimer = setTimeout(
       () =>
         afterPendingIO(() => {
-          if (this.socket.connecting) {
+          if (!this.connected) {
             this.fail(connectionError(options.server, `dial timeout after ${options.dialTimeoutMillis} ms`), "unreachable")
           }
         }),
       options.dialTimeoutMillis,
     )
-    this.socket.once("connect", () => {
+    this.socket.once(dialed.connectedEvent, () => {
+      this.connected = true
       clearTimeout(this.dialTimer)
       this.dialTimer = undefined
       this.lastProgress = Date.now()
     })
     this.socket.on("data", this.onData)
     // Socket errors carry no `cause`: node's error objects hold the socket.
-    this.socket.on("error", (cause) => this.fail(connectionError(options.server, cause.message), this.unreachable()))
+    this.socket.on("error", (cause) => this.fail(socketError(options.server, cause), this.unreachable()))
     this.socket.on("close", () =>
       this.fail(connectionError(options.server, "connection closed by the server"), this.unreachable()),
     )
     // The version check rides the pipeline: requests sent before its answer queue behind it.
     const versionTimeout = options.dialTimeoutMillis + options.stallTimeoutMillis
+    if (options.auth !== undefined) {
+      // Authentication goes first, alone: what follows is written once it is accepted.
+      this.held = true
+      this.enqueue(
+        authSlot(options.server, options.auth, versionTimeout, (refused) => {
+          if (refused !== undefined) return this.fail(refused, undefined)
+          this.held = false
+          this.write("")
+        }),
+      )
+      this.socket.write(authRequest(options.auth))
+    }
     this.enqueue({
       onReply: (reply) => {
         this.onVersionReply(reply)
@@ -242,7 +260,7 @@ export class Connection {
 
   private write(text: string): void {
     this.outText += text
-    if (!this.flushScheduled) {
+    if (!this.flushScheduled && !this.held) {
       this.flushScheduled = true
       process.nextTick(this.flush)
     }
@@ -327,6 +345,8 @@ export class Connection {
   }
 
   private onVersionReply(reply: Reply): void {
+    const refused = unauthenticated(this.options.server, reply)
+    if (refused !== undefined) return this.fail(refused, undefined)
     const version = reply.code === "VERSION" ? parseServerVersion(reply.message ?? "") : undefined
     if (version === undefined || !supportsMetaProtocol(version)) {
       const text = version?.text ?? reply.message ?? reply.code

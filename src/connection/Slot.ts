@@ -5,10 +5,10 @@
  * checks that the reply's code can answer its request. A reply that does not fit is a desync: the
  * connection is destroyed, so that no later reply reaches the wrong caller.
  */
-import type { ConnectionError, CorruptResponse, Timeout, UnsupportedServerVersion } from "../Errors.js"
+import type { AuthenticationError, ConnectionError, CorruptResponse, Timeout, UnsupportedServerVersion } from "../Errors.js"
 import type { Reply } from "../protocol/Reply.js"
 
-export type SlotFailure = ConnectionError | Timeout | CorruptResponse | UnsupportedServerVersion
+export type SlotFailure = ConnectionError | Timeout | CorruptResponse | UnsupportedServerVersion | AuthenticationError
 
 /** The slot wants more replies. */
 export const MORE = 0

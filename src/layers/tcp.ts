@@ -14,6 +14,7 @@ import { SingleReplySlot } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
 import type { RequestOptions, ServerStats, ServerStatus, Transport, TransportEvents } from "../client/Transport.js"
 import { ClientError, type McError, Timeout, withoutStack } from "../Errors.js"
+import type { AuthOptions, TlsOptions } from "../Options.js"
 import { acceptedReplies, encodeLine, type MetaRequest } from "../protocol/Request.js"
 import type { Reply } from "../protocol/Reply.js"
 import { isRetryable, makeGetMany } from "./tcpGetMany.js"
@@ -26,6 +27,8 @@ export interface TcpOptions {
   readonly stallTimeoutMillis: number
   readonly connMaxLifetimeMillis: number
   readonly maxConnections: number
+  /** TLS and credentials of a server's connections */
+  readonly security: (server: string) => { readonly tls?: TlsOptions | undefined; readonly auth?: AuthOptions | undefined }
   readonly retry: Schedule.Schedule<unknown, unknown>
   readonly reconnect: Schedule.Schedule<unknown, unknown>
   /** TTL cap, in seconds, of writes that fail over */
@@ -45,10 +48,21 @@ interface Health {
 // Keys remembered for repair after failover (see cluster/Failover.ts).
 const MAX_FAILOVER_KEYS = 100_000
 
-const logHealth = (event: HealthEvent): Effect.Effect<void> =>
-  event._tag === "ServerDown"
-    ? Effect.logWarning(`memcache: server ${event.server} marked down (${event.reason})`)
-    : Effect.logInfo(`memcache: server ${event.server} is back up`)
+const logHealth = (event: HealthEvent): Effect.Effect<void> => {
+  switch (event._tag) {
+    case "ServerDown":
+      return Effect.logWarning(`memcache: server ${event.server} marked down (${event.reason})`)
+    case "ServerUp":
+      return Effect.logInfo(`memcache: server ${event.server} is back up`)
+    case "AuthenticationFailed":
+      return Effect.logError(`memcache: ${event.error.reason} [server ${event.server}]; its requests fail with AuthenticationError`)
+  }
+}
+
+/** The TCP transport, and the cluster under it (discovery changes its servers). */
+export interface TcpTransport extends Transport {
+  readonly cluster: Cluster
+}
 
 /**
  * Fails a request that has no server to go to (all marked down) on the next turn of the event
@@ -61,7 +75,7 @@ const failSoon = <A, E>(resume: (effect: Effect.Effect<A, E>) => void, error: E)
   return Effect.sync(() => clearImmediate(timer))
 }
 
-export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, never, Scope.Scope> =>
+export const makeTcpTransport = (options: TcpOptions): Effect.Effect<TcpTransport, never, Scope.Scope> =>
   Effect.gen(function* () {
     const run = yield* FiberSet.makeRuntime<never, void, never>()
     const events = options.events
@@ -77,17 +91,20 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
       stallTimeoutMillis: options.stallTimeoutMillis,
       connMaxLifetimeMillis: options.connMaxLifetimeMillis,
       maxConnections: options.maxConnections,
+      security: options.security,
       backoff: options.reconnect,
       fork: (effect) => {
         run(effect)
       },
       onHealth: (event) => {
+        run(logHealth(event))
+        // A refused authentication is the server's answer, not its health: logged, never a flap.
+        if (event._tag === "AuthenticationFailed") return
         const h = healthOf(event.server)
         h.state = event._tag === "ServerDown" ? "down" : "up"
         h.since = Date.now()
         if (event._tag === "ServerDown") events?.onServerDown(event.server)
         else events?.onServerUp(event.server)
-        run(logHealth(event))
       },
       onConnectionFailed: (server, error) => {
         const h = healthOf(server)
@@ -177,7 +194,8 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<Transport, 
       })
     }
 
-    const transport: Transport = {
+    const transport: TcpTransport = {
+      cluster,
       request,
       getMany: makeGetMany(cluster, options.retry, events?.onRetry),
       version: (key) => {

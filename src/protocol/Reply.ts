@@ -20,6 +20,7 @@ export type ReplyCode =
   | "CLIENT_ERROR"
   | "SERVER_ERROR"
   | "VERSION"
+  | "STORED" // the answer to the authentication `set` (memcached -Y); no meta request gets it
 
 /** One bit per reply code, for sets of the codes that may answer a request. */
 export const replyBit: { readonly [C in ReplyCode]: number } = {
@@ -35,6 +36,7 @@ export const replyBit: { readonly [C in ReplyCode]: number } = {
   CLIENT_ERROR: 512,
   SERVER_ERROR: 1024,
   VERSION: 2048,
+  STORED: 4096,
 }
 
 export class Reply {
@@ -328,6 +330,7 @@ export class ReplyParser {
     if (line === "CLIENT_ERROR" || line.startsWith("CLIENT_ERROR ")) return withMessage(new Reply("CLIENT_ERROR"), line.slice(13))
     if (line === "SERVER_ERROR" || line.startsWith("SERVER_ERROR ")) return withMessage(new Reply("SERVER_ERROR"), line.slice(13))
     if (line.startsWith("VERSION ")) return withMessage(new Reply("VERSION"), line.slice(8))
+    if (line === "STORED") return new Reply("STORED")
     return new CorruptResponse({ reason: `unknown reply ${JSON.stringify(line.slice(0, 40))}` })
   }
 }

@@ -4,11 +4,15 @@
  */
 import type { TestProject } from "vitest/node"
 import { type MemcachedProcess, startMemcached } from "../../scripts/memcached.js"
+import { makeTestCerts, tlsArgs } from "./certs.js"
 
 declare module "vitest" {
   export interface ProvidedContext {
     memcached: string
     memcachedCluster: ReadonlyArray<string>
+    /** memcached over TLS (-Z), and the CA (PEM) its certificate chains to */
+    memcachedTls: string
+    memcachedTlsCa: string
   }
 }
 
@@ -18,12 +22,17 @@ export default async function setup(project: TestProject) {
     const single = await startMemcached()
     started.push(single)
     for (let i = 0; i < 3; i++) started.push(await startMemcached())
+    const certs = makeTestCerts()
+    const tls = await startMemcached({ extraArgs: tlsArgs(certs) })
+    started.push(tls)
+    project.provide("memcachedTls", tls.address)
+    project.provide("memcachedTlsCa", certs.ca)
   } catch (e) {
     await Promise.all(started.map((p) => p.stop()))
     throw e
   }
   project.provide("memcached", started[0]!.address)
-  project.provide("memcachedCluster", started.slice(1).map((p) => p.address))
+  project.provide("memcachedCluster", started.slice(1, 4).map((p) => p.address))
   return async () => {
     await Promise.all(started.map((p) => p.stop()))
   }

@@ -1,4 +1,4 @@
-/** The layers the shared behaviour suites run against: real memcached and the in-memory engine. */
+/** The layers the shared behaviour suites run against: real memcached (plain and TLS) and the in-memory engine. */
 import { Layer } from "effect"
 import { inject } from "vitest"
 import { McClient } from "../../src/index.js"
@@ -13,6 +13,12 @@ export const targets: ReadonlyArray<Target> = [
   {
     name: "memcached",
     layer: (options = {}) => McClient.layer({ ...options, servers: [inject("memcached")] }),
+  },
+  {
+    // The whole behaviour suite over TLS (memcached -Z), verifying the test CA's certificate.
+    name: "memcached-tls",
+    layer: (options = {}) =>
+      McClient.layer({ ...options, servers: [inject("memcachedTls")], tls: { ca: inject("memcachedTlsCa") } }),
   },
   {
     name: "memory",
