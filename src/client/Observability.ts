@@ -68,13 +68,17 @@ const setServer = (span: Tracer.Span, server: string): void => {
 /** Answers of the server that are an operation's outcome, not a failure of it. */
 const OUTCOMES: Readonly<Record<string, string>> = { CacheMiss: "miss", NotStored: "not_stored", CASConflict: "exists" }
 
+// The error type of an interrupted call: its duration is measured under it, and its span says so
+// as an outcome (a caller that gave up, e.g. a race's loser, is not the cache failing).
+const INTERRUPTED = "Interrupted"
+
 const errorTypeOf = (cause: Cause.Cause<unknown>): string | undefined => {
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
     const e = failure.value as { readonly _tag?: unknown }
     return typeof e === "object" && e !== null && typeof e._tag === "string" ? e._tag : "_OTHER"
   }
-  return Cause.isInterruptedOnly(cause) ? undefined : "_OTHER"
+  return Cause.isInterruptedOnly(cause) ? INTERRUPTED : "_OTHER"
 }
 
 /** The transport as seen by observed calls. */
@@ -88,10 +92,11 @@ export const observeTransport = (base: Transport, config: ObserveConfig): Transp
         if (tracing === undefined) return base.request(routingKey, request, decode, options)
         // A namespace lookup or min-uses count: its own span, under the operation's.
         const name = counter === "namespace" ? "memcached namespace" : "memcached minUses"
-        return Effect.useSpan(
-          name,
-          { kind: "client", captureStackTrace: false, attributes: { ...tracing.attributes, ...SYSTEM, "db.operation.name": counter } },
-          (span) => {
+        return Effect.withFiberRuntime((fiber) => {
+          const parent = calls.get(fiber)?.span
+          const attributes = { ...tracing.attributes, ...SYSTEM, "db.operation.name": counter }
+          const spanOptions: Tracer.SpanOptions = { kind: "client", captureStackTrace: false, attributes }
+          return Effect.useSpan(name, parent === undefined ? spanOptions : { ...spanOptions, parent }, (span) => {
             if (tracing.keys) span.attribute("db.memcached.key", routingKey)
             return base
               .request(
@@ -104,8 +109,8 @@ export const observeTransport = (base: Transport, config: ObserveConfig): Transp
                 options,
               )
               .pipe(Effect.tapErrorCause((cause) => Effect.sync(() => span.attribute("error.type", errorTypeOf(cause) ?? "_OTHER"))))
-          },
-        )
+          })
+        })
       }
       return Effect.withFiberRuntime((fiber) => {
         const call = calls.get(fiber)
@@ -212,6 +217,7 @@ export const observeClient = (service: McClientService, config: ObserveConfig): 
         if (tracing!.keys) span.attribute("db.memcached.key", call.batch)
       }
       if (outcome !== undefined) span.attribute("db.memcached.outcome", op === "getMulti" ? "ok" : outcome)
+      else if (errorType === INTERRUPTED) span.attribute("db.memcached.outcome", "interrupted")
       else if (errorType !== undefined) span.attribute("error.type", errorType)
       if (reads) {
         span.attribute("db.memcached.hits", found)
@@ -253,12 +259,13 @@ export const observeClient = (service: McClientService, config: ObserveConfig): 
           finish(op, reads, call, exit, startedAt)
         }
         // No span when the tracer is disabled (`Effect.withTracerEnabled(false)`): not even a noop one.
+        // `onExit`, so that an interrupted call is measured too.
         if (tracing === undefined || !fiber.getFiberRef(FiberRef.currentTracerEnabled)) {
-          return Effect.flatMap(Effect.exit(f(...args)), (exit) => {
-            settle(exit)
-            return exit
-          })
+          return Effect.onExit(f(...args), (exit) => Effect.sync(() => settle(exit)))
         }
+        // The operation does not run under `withParentSpan` (a context copy per call, measured at
+        // half the tracing cost): nothing in it reads the parent but its own child spans, which
+        // find it through the call.
         const traced = Effect.clockWith((clock) =>
           Effect.useSpan(name, spanOptions, (span) => {
             call.span = span
@@ -267,11 +274,13 @@ export const observeClient = (service: McClientService, config: ObserveConfig): 
               const key = keyOf(args)
               if (key !== undefined) span.attribute("db.memcached.key", key)
             }
-            return Effect.flatMap(Effect.exit(Effect.withParentSpan(f(...args), span)), (exit) => {
-              settle(exit)
+            return Effect.onExit(f(...args), (exit) => Effect.sync(() => settle(exit))).pipe(
+              Effect.exit,
               // An outcome (a miss, not stored) ends the span as a success; the caller still gets it.
-              return Exit.isSuccess(exit) || OUTCOMES[errorTypeOf(exit.cause) ?? ""] !== undefined ? Exit.succeed(exit) : exit
-            })
+              Effect.flatMap((exit) =>
+                Exit.isSuccess(exit) || OUTCOMES[errorTypeOf(exit.cause) ?? ""] !== undefined ? Exit.succeed(exit) : exit,
+              ),
+            )
           }),
         )
         return Effect.flatten(traced)

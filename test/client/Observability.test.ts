@@ -3,11 +3,12 @@
  * read back from Effect's registry, status and stats against real memcached and the memory layer.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Metric, MetricState, Option, Tracer } from "effect"
+import { Effect, Exit, Fiber, Layer, Metric, MetricState, Option, Schedule, Tracer } from "effect"
 import { inject } from "vitest"
 import { McClient, type McClientOptions } from "../../src/index.js"
 import { failureTag } from "../support/exits.js"
 import { uniqueKey } from "../support/layers.js"
+import { type Fault, normal, type ScriptedRequest, scriptedServer } from "../support/scriptedServer.js"
 
 class TestSpan implements Tracer.Span {
   readonly _tag = "Span"
@@ -320,5 +321,58 @@ describe("status and stats", () => {
       expect(all.get(server)?.has("curr_items")).toBe(true)
       expect(failureTag(yield* Effect.exit(McClient.stats("127.0.0.1:2")))).toBe("ClientError")
     }).pipe(Effect.provide(tcp())),
+  )
+})
+
+describe("retries and interruptions", () => {
+  const serverFor = (script: (r: ScriptedRequest) => Fault) =>
+    Effect.acquireRelease(
+      Effect.promise(() => scriptedServer({ script })),
+      (s) => Effect.promise(() => s.close()),
+    )
+
+  it.live("a retried get: one `memcached retry` event on its span, and the retries counter", () =>
+    Effect.gen(function* () {
+      const M = yield* Effect.promise(() => import("../../src/client/Metrics.js"))
+      // The first get's connection dies before its reply; the retry goes out on a new one.
+      let gets = 0
+      const server = yield* serverFor((r) => (r.command === "mg" && gets++ === 0 ? { kind: "close" } : normal))
+      const retries = Metric.tagged(Metric.tagged(M.retries, "server.address", server.address), "error.type", "ConnectionError")
+      const before = (yield* Metric.value(retries)).count
+      const { exit, ours } = yield* traced(
+        McClient.layer({ servers: [server.address], tracing: true, metrics: true, retry: Schedule.recurs(2) }),
+        Effect.zipRight(McClient.set({ key: "k", value: "k" }), McClient.get("k")),
+      )
+      expect(Exit.isSuccess(exit)).toBe(true)
+      const get = ours().find((s) => s.name === "memcached get")
+      expect(get!.events.map((e) => e.name)).toEqual(["memcached retry"])
+      expect(get!.events[0]!.attributes).toEqual({ "error.type": "ConnectionError" })
+      expect((yield* Metric.value(retries)).count - before).toBe(1)
+    }).pipe(Effect.scoped),
+  )
+
+  it.live("an interrupted get is measured under error.type Interrupted, and its span says so", () =>
+    Effect.gen(function* () {
+      const M = yield* Effect.promise(() => import("../../src/client/Metrics.js"))
+      const server = yield* serverFor((r) => (r.command === "mg" ? { kind: "delay", millis: 2000 } : normal))
+      // No server answered it: the duration has no server.address.
+      const histogram = Metric.tagged(Metric.tagged(M.operationDuration, "db.operation.name", "get"), "error.type", "Interrupted")
+      const before = (yield* Metric.value(histogram)).count
+      const { exit, ours } = yield* traced(
+        McClient.layer({ servers: [server.address], tracing: true, metrics: true, timeout: "5 seconds" }),
+        Effect.gen(function* () {
+          const fiber = yield* Effect.fork(McClient.get("slow"))
+          yield* Effect.sleep("50 millis")
+          yield* Fiber.interrupt(fiber)
+        }),
+      )
+      expect(Exit.isSuccess(exit)).toBe(true)
+      const [get] = ours()
+      expect(get!.exit !== undefined && Exit.isInterrupted(get!.exit)).toBe(true)
+      expect(get!.attributes.get("db.memcached.outcome")).toBe("interrupted")
+      expect(get!.attributes.has("error.type")).toBe(false)
+      const after = yield* Metric.value(histogram)
+      expect(after.count - before).toBe(1)
+    }).pipe(Effect.scoped),
   )
 })
