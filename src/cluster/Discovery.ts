@@ -163,7 +163,8 @@ export const startDiscovery = (options: DiscoveryOptions): Effect.Effect<Cluster
         (config) => config.nodes.length > 0,
         () => withoutStack(() => new ConnectionError({ server: options.endpoint, reason: "the endpoint lists no nodes" })),
       ),
-      Effect.retry({ schedule: Schedule.spaced("50 millis"), while: () => Date.now() < deadline }),
+      // A refused authentication is an answer: asking again would only be refused again.
+      Effect.retry({ schedule: Schedule.spaced("50 millis"), while: (e) => e._tag !== "AuthenticationError" && Date.now() < deadline }),
       Effect.mapError(
         (e) =>
           new NoServers({

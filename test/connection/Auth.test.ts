@@ -143,6 +143,43 @@ describe("authentication (memcached -Y)", () => {
     }).pipe(Effect.scoped),
   )
 
+  it.live("discovery over TLS with authentication: a real memcached (-Z -Y) as the configuration endpoint", () =>
+    Effect.gen(function* () {
+      const certs = makeTestCerts()
+      const both = yield* Effect.acquireRelease(
+        Effect.promise(() => startAuthServer(undefined, tlsArgs(certs))),
+        (p) => Effect.promise(() => p.stop()),
+      )
+      const tls = { ca: certs.ca }
+      // memcached 1.6 has no `config get cluster` (it answers ERROR): the client falls back to the
+      // legacy key, which this server holds, listing itself by host name (for TLS) and IP.
+      yield* withClient(
+        { servers: [both.address], auth: alice, tls, disableBinaryEncodedKeys: true },
+        McClient.set({ key: "AmazonElastiCache:cluster", value: `7\nlocalhost|127.0.0.1|${both.port}\n\r\n` }),
+      )
+      const discovered = (auth: McClientOptions["auth"]) =>
+        McClient.layer({
+          discovery: { configEndpoint: both.address },
+          auth,
+          tls,
+          dialTimeout: "2 seconds",
+          timeout: "2 seconds",
+          retry: noRetry,
+        })
+      yield* Effect.gen(function* () {
+        const key = uniqueKey("discovered")
+        yield* McClient.set({ key, value: key })
+        expect(text((yield* McClient.get(key)).value)).toBe(key)
+        const [status] = yield* McClient.status
+        expect(status!.address).toBe(`127.0.0.1:${both.port}`)
+      }).pipe(Effect.provide(discovered(alice)))
+      const refused = yield* Effect.exit(Layer.build(discovered({ username: "alice", password: Redacted.make("nope") })).pipe(Effect.scoped))
+      expect(failureOf(refused)).toMatchObject({ _tag: "NoServers" })
+      expect((failureOf(refused) as { reason: string }).reason).toMatch(/authentication failure/)
+      expect((failureOf(refused) as { reason: string }).reason).not.toContain("nope")
+    }).pipe(Effect.scoped),
+  )
+
   it.live("the password never appears in errors, logs, spans or inspect output", () =>
     Effect.gen(function* () {
       const seen: Array<string> = []
