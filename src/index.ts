@@ -9,6 +9,7 @@ export {
   type ServerStats,
   type ServerStatus,
 } from "./McClient.js"
+export { makePromiseClient, type McPromiseClient } from "./PromiseClient.js"
 export type { Item, ItemInput } from "./Item.js"
 export { valueText } from "./Item.js"
 export {

@@ -2,7 +2,7 @@
  * The seam between the client's features and where requests go: TCP servers or the in-memory
  * engine. Features are written once over this interface, so the memory layer runs the same code.
  */
-import type { Effect } from "effect"
+import { Effect } from "effect"
 import type { AuthenticationError, ConnectionError, CorruptResponse, McError, Timeout, UnsupportedServerVersion } from "../Errors.js"
 import type { ServerVersion } from "../connection/Version.js"
 import type { GetFlags, MetaRequest } from "../protocol/Request.js"
@@ -107,3 +107,24 @@ export interface TransportEvents {
   readonly onServerUp: (server: string) => void
   readonly onFailoverLogFull: (primary: string) => void
 }
+
+/** The register step of a request's `Effect.async`: it sends the request, and the reply resumes it. */
+export type Register<A, E> = (resume: (outcome: Effect.Effect<A, E>) => void) => void | Effect.Effect<void>
+
+const registerKey = Symbol.for("effect-memcache/Register")
+
+/**
+ * A request as `Effect.async(register)`, carrying its register step, so that code outside Effect
+ * (the Promise client) can send it without starting a fiber, through the same routing, slots and
+ * decoding. Only the transport's own request effect carries it: an operation that is more than one
+ * request, or is wrapped (spans, metrics), is an effect without it and runs on the runtime.
+ */
+export const registered = <A, E>(register: Register<A, E>): Effect.Effect<A, E> => {
+  const effect = Effect.async<A, E>(register)
+  ;(effect as unknown as Record<symbol, unknown>)[registerKey] = register
+  return effect
+}
+
+/** The register step a request effect carries (`registered`), if any. */
+export const registerOf = <A, E>(effect: Effect.Effect<A, E, unknown>): Register<A, E> | undefined =>
+  (effect as unknown as Record<symbol, Register<A, E> | undefined>)[registerKey]

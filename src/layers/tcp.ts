@@ -12,7 +12,7 @@ import type { HealthEvent } from "../cluster/ServerPool.js"
 import { Connection } from "../connection/Connection.js"
 import { SingleReplySlot } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
-import type { RequestOptions, ServerStats, ServerStatus, Transport, TransportEvents } from "../client/Transport.js"
+import { registered, type RequestOptions, type ServerStats, type ServerStatus, type Transport, type TransportEvents } from "../client/Transport.js"
 import { ClientError, type McError, Timeout, withoutStack } from "../Errors.js"
 import type { AuthOptions, TlsOptions } from "../Options.js"
 import { acceptedReplies, encodeLine, type MetaRequest } from "../protocol/Request.js"
@@ -135,7 +135,7 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<TcpTranspor
       const accepts = acceptedReplies(req)
       // `deadline`: the call's, once its first attempt set it; retries keep it.
       const attempt = (deadline: number | undefined, recover: (error: SlotFailure, deadline: number) => Effect.Effect<A, E | McError>) =>
-        Effect.async<A, E | McError>((resume) => {
+        registered<A, E | McError>((resume) => {
           const now = Date.now()
           const conn = cluster.route(routingKey, now)
           if (!(conn instanceof Connection)) return failSoon(resume, conn)

@@ -1,0 +1,193 @@
+/**
+ * The Promise client (issue 13's facade for code outside Effect): the same operations and typed
+ * errors as the Effect API, on real memcached and the memory layer; plain requests skip the
+ * runtime, everything else (namespaces, retries, tracing) still runs on it.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Layer, Option, Tracer } from "effect"
+import { registerOf } from "../src/client/Transport.js"
+import {
+  CacheMiss,
+  ConnectionError,
+  makePromiseClient,
+  McClient,
+  type McPromiseClient,
+  NotStored,
+  valueText,
+} from "../src/index.js"
+import { targets, uniqueKey } from "./support/layers.js"
+import { type ScriptedRequest, scriptedServer } from "./support/scriptedServer.js"
+
+const rejectionOf = (promise: Promise<unknown>): Promise<unknown> =>
+  promise.then(
+    (value) => {
+      throw new Error(`expected a rejection, got ${String(value)}`)
+    },
+    (error: unknown) => error,
+  )
+
+const withClient = async <A>(client: Promise<McPromiseClient>, f: (mc: McPromiseClient) => Promise<A>): Promise<A> => {
+  const mc = await client
+  try {
+    return await f(mc)
+  } finally {
+    await mc.close()
+  }
+}
+
+describe.each(targets)("Promise client on $name", ({ layer, name }) => {
+  it("500 concurrent sets and gets: each key reads its own value", () =>
+    // A loaded CI machine can take more than the default 200 ms for 500 requests over TLS.
+    withClient(makePromiseClient(layer({ timeout: "5 seconds" })), async (mc) => {
+      const keys = Array.from({ length: 500 }, (_, i) => uniqueKey(`p${i}`))
+      await Promise.all(keys.map((key) => mc.set({ key, value: `value of ${key}` })))
+      const items = await Promise.all(keys.map((key) => mc.get(key)))
+      expect(items.map((item) => valueText(item))).toEqual(keys.map((key) => `value of ${key}`))
+      expect(items.map((item) => item.key)).toEqual(keys)
+    }))
+
+  it("rejects with the typed errors: a miss is CacheMiss, add of a present key NotStored", () =>
+    withClient(makePromiseClient(layer()), async (mc) => {
+      const key = uniqueKey("typed")
+      const miss = await rejectionOf(mc.get(key))
+      expect(miss).toBeInstanceOf(CacheMiss)
+      expect((miss as CacheMiss).key).toBe(key)
+      await mc.set({ key, value: "v" })
+      expect(await rejectionOf(mc.add({ key, value: "w" }))).toBeInstanceOf(NotStored)
+      await mc.del(key)
+      expect(await rejectionOf(mc.del(key))).toBeInstanceOf(CacheMiss)
+    }))
+
+  it("bad input rejects with a typed error and harms no other call", () =>
+    withClient(makePromiseClient(layer()), async (mc) => {
+      const key = uniqueKey("bad")
+      await mc.set({ key, value: key })
+      const [bad, good] = await Promise.allSettled([mc.get(42 as unknown as string), mc.get(key)])
+      expect(bad.status).toBe("rejected")
+      expect((bad as PromiseRejectedResult).reason).toMatchObject({ _tag: "MalformedKey" })
+      expect(good.status === "fulfilled" && valueText(good.value)).toBe(key)
+    }))
+
+  it("composite operations run on the runtime: namespaces, counters, getMulti, status", () =>
+    withClient(makePromiseClient(layer()), async (mc) => {
+      const ns = uniqueKey("ns")
+      const key = uniqueKey("nk")
+      await mc.set({ key, value: "in ns" }, { namespace: ns })
+      expect(valueText(await mc.get(key))).toBe("in ns")
+      await mc.purgeNamespace(ns)
+      expect(await rejectionOf(mc.get(key))).toBeInstanceOf(CacheMiss)
+
+      const counter = uniqueKey("n")
+      expect(await mc.inc(counter, 5, 60, { initialValue: 10 })).toBe(10n)
+      expect(await mc.inc(counter, 5)).toBe(15n)
+
+      const a = uniqueKey("a")
+      const b = uniqueKey("b")
+      await Promise.all([mc.set({ key: a, value: a }), mc.set({ key: b, value: b })])
+      const found = await mc.getMulti([a, b, uniqueKey("absent")])
+      expect([...found].map(([k, item]) => [k, valueText(item)])).toEqual([
+        [a, a],
+        [b, b],
+      ])
+      const status = await mc.status()
+      expect(status.length).toBeGreaterThan(0)
+      expect(name === "memory" || status.every((s) => s.state === "up")).toBe(true)
+    }))
+})
+
+describe("Promise client: the fast path and its limits", () => {
+  const tcp = targets.find((t) => t.name === "memcached")!
+
+  it("a plain TCP request carries its register step; memory, spans and composite operations do not", () =>
+    withClient(makePromiseClient(tcp.layer()), async (mc) => {
+      expect(registerOf(mc.service.get("k"))).toBeTypeOf("function")
+      expect(registerOf(mc.service.set({ key: "k", value: "v" }))).toBeTypeOf("function")
+      expect(registerOf(mc.service.getMulti(["a", "b"]))).toBeUndefined()
+      await withClient(makePromiseClient(McClient.layerMemory()), async (memory) => {
+        expect(registerOf(memory.service.get("k"))).toBeUndefined()
+      })
+    }))
+
+  it("with tracing on, calls go through the runtime and each gets its span", async () => {
+    const spans: Array<string> = []
+    // A span that records nothing: only the names matter here.
+    const noopSpan = (name: string, parent: Option.Option<Tracer.AnySpan>, startTime: bigint, kind: Tracer.SpanKind) =>
+      ({
+        _tag: "Span",
+        name,
+        spanId: `s${spans.length}`,
+        traceId: "t",
+        parent,
+        context: undefined as never,
+        status: { _tag: "Started", startTime },
+        attributes: new Map(),
+        links: [],
+        sampled: true,
+        kind,
+        end: () => {},
+        attribute: () => {},
+        event: () => {},
+        addLinks: () => {},
+      }) satisfies Tracer.Span
+    const recording = Tracer.make({
+      span: (name, parent, _context, _links, startTime, kind) => {
+        spans.push(name)
+        return noopSpan(name, parent, startTime, kind)
+      },
+      context: (f) => f(),
+    })
+    const layer = tcp.layer({ tracing: true }).pipe(Layer.provide(Layer.setTracer(recording)))
+    await withClient(makePromiseClient(layer), async (mc) => {
+      const key = uniqueKey("traced")
+      expect(registerOf(mc.service.get(key))).toBeUndefined()
+      await mc.set({ key, value: "v" })
+      expect(valueText(await mc.get(key))).toBe("v")
+    })
+    expect(spans.filter((s) => s.startsWith("memcached "))).toEqual(["memcached set", "memcached get"])
+  })
+
+  it("a connection lost under a get is retried on the runtime, and the get succeeds", async () => {
+    const server = await scriptedServer({
+      // The first get's connection dies before its reply; the retry on a new connection is answered.
+      script: (request: ScriptedRequest) =>
+        request.command === "mg" && request.connection === 0 ? { kind: "close" } : { kind: "normal" },
+    })
+    try {
+      await withClient(makePromiseClient(McClient.layer({ servers: [server.address] })), async (mc) => {
+        await mc.set({ key: "retried", value: "after a retry" })
+        expect(valueText(await mc.get("retried"))).toBe("after a retry")
+        expect(server.connections).toBeGreaterThanOrEqual(2)
+      })
+    } finally {
+      await server.close()
+    }
+  })
+
+  it("a failure is never a miss: a dead server rejects with ConnectionError", () =>
+    withClient(makePromiseClient(McClient.layer({ servers: ["127.0.0.1:1"], retry: undefined })), async (mc) => {
+      const error = await rejectionOf(mc.get("k"))
+      expect(error).toBeInstanceOf(ConnectionError)
+      expect(error).not.toBeInstanceOf(CacheMiss)
+    }))
+
+  it("after close, calls reject with ConnectionError and no connection is left", async () => {
+    const server = await scriptedServer()
+    try {
+      const mc = await makePromiseClient(McClient.layer({ servers: [server.address] }))
+      await mc.set({ key: "k", value: "v" })
+      expect(server.openConnections()).toBe(1)
+      await mc.close()
+      expect(await rejectionOf(mc.get("k"))).toBeInstanceOf(ConnectionError)
+      expect(await rejectionOf(mc.getMulti(["k"]))).toBeInstanceOf(ConnectionError)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(server.openConnections()).toBe(0)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it("a layer that cannot be built rejects with its typed error", async () => {
+    const error = await rejectionOf(makePromiseClient(McClient.layer({ servers: [] })))
+    expect(error).toMatchObject({ _tag: "NoServers" })
+  })
+})
