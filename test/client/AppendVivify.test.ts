@@ -14,6 +14,7 @@ import { supportsAppendVivify } from "../../src/connection/Version.js"
 import { McClient } from "../../src/index.js"
 import { failureTag } from "../support/exits.js"
 import { text, uniqueKey } from "../support/layers.js"
+import { requestLines } from "../support/requestLines.js"
 import { serverVersion } from "../support/server.js"
 
 const version = await serverVersion(inject("memcached"))
@@ -31,25 +32,11 @@ const recordingProxy = (target: string) =>
           const server = net.createServer((client) => {
             const upstream = net.createConnection({ host: target.slice(0, i), port: Number(target.slice(i + 1)) })
             sockets.add(client).add(upstream)
-            let pending = Buffer.alloc(0)
+            // Recorded without the opaque token the client adds to every request.
+            const record = requestLines((line) => lines.push(line.replace(/ O\d+$/, "")))
             client.on("data", (chunk) => {
               upstream.write(chunk)
-              pending = Buffer.concat([pending, chunk])
-              for (;;) {
-                const lf = pending.indexOf("\r\n")
-                if (lf < 0) return
-                const line = pending.subarray(0, lf).toString("latin1")
-                const tokens = line.split(" ")
-                let consumed = lf + 2
-                if (tokens[0] === "ms") {
-                  const size = Number(tokens[2])
-                  if (pending.length < consumed + size + 2) return
-                  consumed += size + 2
-                }
-                pending = pending.subarray(consumed)
-                // Recorded without the opaque token the client adds to every request.
-                lines.push(line.replace(/ O\d+$/, ""))
-              }
+              record(chunk)
             })
             upstream.on("data", (chunk) => client.write(chunk))
             for (const [a, b] of [[client, upstream], [upstream, client]] as const) {

@@ -10,41 +10,32 @@ import { McClient, type McClientOptions } from "../../src/index.js"
 import { makeKeyEncoder } from "../../src/client/Keys.js"
 import { fakeServer } from "../support/fakeServer.js"
 import { uniqueKey } from "../support/layers.js"
+import { requestLines } from "../support/requestLines.js"
 import { textRequest } from "../support/textProtocol.js"
 
 /** A server that answers like memcached (misses, HD, a counter at 5) and records each request line. */
 const recordingServer = async () => {
   const lines: Array<string> = []
-  let pending = Buffer.alloc(0)
+  const parsers = new WeakMap<object, (chunk: Buffer) => void>()
   const server = await fakeServer((socket, chunk) => {
-    pending = Buffer.concat([pending, chunk])
-    for (;;) {
-      const lf = pending.indexOf("\r\n")
-      if (lf < 0) return
-      const line = pending.subarray(0, lf).toString()
-      const tokens = line.split(" ")
-      let consumed = lf + 2
-      if (tokens[0] === "ms") {
-        const size = Number(tokens[2])
-        if (pending.length < consumed + size + 2) return
-        consumed += size + 2
-      }
-      pending = pending.subarray(consumed)
+    let parse = parsers.get(socket)
+    if (parse === undefined) parsers.set(socket, (parse = requestLines((line, tokens) => {
       if (line === "version") {
         socket.write("VERSION 1.6.18\r\n")
-        continue
+        return
       }
       // The opaque token the client adds to every meta request is echoed, and left out of the record.
       const opaque = tokens.at(-1)?.startsWith("O") === true ? ` ${tokens.pop()}` : ""
       lines.push(tokens.join(" "))
       const flags = tokens.slice(2)
       if (tokens[0] === "mg") {
-        if (flags.includes("q")) continue
+        if (flags.includes("q")) return
         socket.write(flags.includes("v") ? `EN${opaque}\r\n` : `HD${opaque}\r\n`)
       } else if (tokens[0] === "ma") socket.write(flags.includes("v") ? `VA 1${opaque}\r\n5\r\n` : `HD${opaque}\r\n`)
       else if (tokens[0] === "mn") socket.write("MN\r\n")
       else socket.write(`HD${opaque}\r\n`)
-    }
+    })))
+    parse(chunk)
   })
   return { server, lines }
 }

@@ -17,23 +17,15 @@
  * failover servers; failover writes kept their full TTL; a failed-over delete left A's value.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Logger, Schedule } from "effect"
+import { Effect, Exit, Schedule } from "effect"
 import { type McClientService, make, makeKetamaRing, parseServerSpec } from "../../src/index.js"
 import { type MemcachedProcess, startMemcached } from "../../scripts/memcached.js"
 import { failureTag } from "../support/exits.js"
 import { uniqueKey } from "../support/layers.js"
+import { captureHealth } from "../support/logs.js"
 
 const decoder = new TextDecoder()
 
-/** The health messages the client logs ("marked down", "back up"). */
-const captureHealth = () => {
-  const lines: Array<string> = []
-  const logger = Logger.make(({ message }) => {
-    const text = Array.isArray(message) ? message.join(" ") : String(message)
-    if (text.includes("marked down") || text.includes("back up")) lines.push(text)
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-}
 
 /**
  * Three memcached processes, and a client over them with fast health checks. Finalizers resume

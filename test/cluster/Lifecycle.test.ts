@@ -19,12 +19,13 @@ import { spawn } from "node:child_process"
 import * as net from "node:net"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Logger, Schedule, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
 import { McClient, make } from "../../src/index.js"
 import { type MemcachedProcess, startMemcached } from "../../scripts/memcached.js"
 import { failureOf, failureTag } from "../support/exits.js"
 import { uniqueKey } from "../support/layers.js"
 import { textRequest } from "../support/textProtocol.js"
+import { captureHealth } from "../support/logs.js"
 
 const decoder = new TextDecoder()
 
@@ -76,15 +77,6 @@ const countBy = (tags: ReadonlyArray<string>): Record<string, number> => {
   return out
 }
 
-/** The health messages the client logs ("marked down", "back up"). */
-const captureHealth = () => {
-  const lines: Array<string> = []
-  const logger = Logger.make(({ message }) => {
-    const text = Array.isArray(message) ? message.join(" ") : String(message)
-    if (text.includes("marked down") || text.includes("back up")) lines.push(text)
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-}
 
 interface CountingProxy {
   readonly address: string

@@ -14,12 +14,13 @@
 import { spawn } from "node:child_process"
 import * as net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
-import { type Duration, Effect, Exit, Fiber, Logger } from "effect"
+import { type Duration, Effect, Exit, Fiber } from "effect"
 import { inject } from "vitest"
 import { make, makeKetamaRing, parseServerSpec } from "../../src/index.js"
 import { startMemcached } from "../../scripts/memcached.js"
 import { failureOf, failureTag } from "../support/exits.js"
 import { uniqueKey } from "../support/layers.js"
+import { captureHealth } from "../support/logs.js"
 
 const TIMEOUT_MS = 150
 const decoder = new TextDecoder()
@@ -79,15 +80,6 @@ const makeProxy = (upstream: string): Promise<Proxy> =>
     })
   })
 
-/** The health messages the client logs ("marked down", "back up"). */
-const captureHealth = () => {
-  const lines: Array<string> = []
-  const logger = Logger.make(({ message }) => {
-    const text = Array.isArray(message) ? message.join(" ") : String(message)
-    if (text.includes("marked down") || text.includes("back up")) lines.push(text)
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-}
 
 const timed = <A, E>(effect: Effect.Effect<A, E>) =>
   Effect.suspend(() => {

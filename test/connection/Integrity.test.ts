@@ -12,7 +12,7 @@
  * after the 4th reply) gave key e the value of nothing, key f the value of e, and so on.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Logger, Schedule } from "effect"
+import { Effect, Exit, Schedule } from "effect"
 import { type GetOptions, type Item, make, type McClientOptions, type McClientService } from "../../src/index.js"
 import { failureOf, failureTag } from "../support/exits.js"
 import {
@@ -23,6 +23,7 @@ import {
   type ScriptedServerOptions,
   scriptedServer,
 } from "../support/scriptedServer.js"
+import { captureHealth } from "../support/logs.js"
 
 const decoder = new TextDecoder()
 const LETTERS = "abcdefghijklmnopqrstuvwxyz".split("")
@@ -444,15 +445,6 @@ describe("reply integrity", () => {
   })
 
   describe("ERROR Too many open connections", () => {
-    /** Log lines about server health ("marked down", "back up"). */
-    const captureHealth = () => {
-      const lines: Array<string> = []
-      const logger = Logger.make(({ message }) => {
-        const text = Array.isArray(message) ? message.join(" ") : String(message)
-        if (text.includes("marked down") || text.includes("back up")) lines.push(text)
-      })
-      return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-    }
     const REFUSAL = "ERROR Too many open connections\r\n"
 
     it.scopedLive("for an extra connection while the first works: the client keeps working, no server marked down", () =>
