@@ -110,40 +110,50 @@ export const makeGetMany =
         })
 
       /** Reads the keys at `indices`; the ones whose server failed under them get their error. */
-      const round = (indices: ReadonlyArray<number>) =>
-        Effect.forEach(
-          plan(indices),
-          (batch) =>
-            Effect.match(send(batch), {
-              onFailure: (error) => {
-                for (let j = 0; j < batch.indices.length; j++) {
-                  const i = batch.indices[j]!
-                  const o = outcomes[i]
-                  if (!(o instanceof Hit)) outcomes[i] = error
-                }
-              },
-              onSuccess: ({ hits, error }) => {
-                for (let j = 0; j < batch.indices.length; j++) {
-                  const i = batch.indices[j]!
-                  const reply = hits[j]
-                  const rank = batch.ranks[j]!
-                  if (reply !== undefined) {
-                    if (rank < bestRank[i]!) {
-                      bestRank[i] = rank
-                      outcomes[i] = new Hit(reply, batch.server)
-                    }
-                  } else if (error !== undefined && !(outcomes[i] instanceof Hit)) {
-                    // An error reply in the batch: this key may be the one that failed.
-                    outcomes[i] = error
-                  }
-                }
-              },
-            }),
-          { concurrency: "unbounded", discard: true },
-        )
+      const round = (indices: ReadonlyArray<number>): Effect.Effect<void> => {
+        const batches = plan(indices)
+        // One batch (one server, the common case) needs no child fibers.
+        if (batches.length === 1) return receive(batches[0]!)
+        return Effect.forEach(batches, receive, { concurrency: "unbounded", discard: true })
+      }
 
-      return Effect.gen(function* () {
-        yield* round(Array.from({ length: n }, (_, i) => i))
+      /** Sends a batch and records its keys' outcomes. */
+      const receive = (batch: Sent): Effect.Effect<void> =>
+        Effect.match(send(batch), {
+          onFailure: (error) => {
+            for (let j = 0; j < batch.indices.length; j++) {
+              const i = batch.indices[j]!
+              const o = outcomes[i]
+              if (!(o instanceof Hit)) outcomes[i] = error
+            }
+          },
+          onSuccess: ({ hits, error }) => {
+            for (let j = 0; j < batch.indices.length; j++) {
+              const i = batch.indices[j]!
+              const reply = hits[j]
+              const rank = batch.ranks[j]!
+              if (reply !== undefined) {
+                if (rank < bestRank[i]!) {
+                  bestRank[i] = rank
+                  outcomes[i] = new Hit(reply, batch.server)
+                }
+              } else if (error !== undefined && !(outcomes[i] instanceof Hit)) {
+                // An error reply in the batch: this key may be the one that failed.
+                outcomes[i] = error
+              }
+            }
+          },
+        })
+
+      const retryable = (): boolean => {
+        for (let i = 0; i < n; i++) {
+          const o = outcomes[i]
+          if (o !== undefined && !(o instanceof Hit) && isRetryable(o)) return true
+        }
+        return false
+      }
+
+      const retries = Effect.gen(function* () {
         const driver = yield* Schedule.driver(retry)
         while (true) {
           const again: Array<number> = []
@@ -175,4 +185,7 @@ export const makeGetMany =
         }
         return outcomes
       })
+
+      // Retries, and their schedule's driver, only when a server failed under some keys.
+      return Effect.flatMap(round(Array.from({ length: n }, (_, i) => i)), () => (retryable() ? retries : Effect.succeed(outcomes)))
     })
