@@ -1,0 +1,162 @@
+/**
+ * `effect-memcache/KeyValueStore`: @effect/platform's `KeyValueStore` backed by `McClient`.
+ *
+ * Every entry of a layer lives in one namespace of the client (default `"kv"`), so `clear` is a
+ * `purgeNamespace`. Namespaces group keys for purging but do not partition them, so the namespace
+ * is also written into each key: `<namespace>:<key>` (the namespace percent-encoded, so that its
+ * first `:` always ends it and two layers' keys cannot meet).
+ *
+ * Values keep what they were given as: a `Uint8Array` is stored with user flag 1, so `get` answers
+ * it in base64 (as `KeyValueStore.layerMemory` does) and `getUint8Array` as the same bytes.
+ */
+import * as PlatformError from "@effect/platform/Error"
+import * as KeyValueStore from "@effect/platform/KeyValueStore"
+import { Effect, Encoding, Layer, Option, Schedule } from "effect"
+import type { DecodeError, McError } from "./Errors.js"
+import type { Item } from "./Item.js"
+import { McClient } from "./McClient.js"
+import type { Expiration } from "./Options.js"
+
+export interface KeyValueStoreOptions {
+  /** the client namespace of the entries, which `clear` purges; default `"kv"` */
+  readonly namespace?: string | undefined
+  /** the expiration of every entry written (see README "Expirations"); default 0 = none */
+  readonly expiration?: Expiration | undefined
+}
+
+const BYTES = 1
+const decoder = new TextDecoder()
+
+/**
+ * How a failed compare-and-swap in `modify` is retried: jittered exponential from 1 ms, each wait
+ * capped at 50 ms, at most 30 times (about a second in all). Running out is a `Busy` error.
+ */
+const modifyRetry = Schedule.exponential("1 millis").pipe(
+  Schedule.jittered,
+  Schedule.union(Schedule.spaced("50 millis")),
+  Schedule.intersect(Schedule.recurs(30)),
+)
+
+type Failure = McError | DecodeError
+
+const reasonOf = (error: Failure): PlatformError.SystemErrorReason => {
+  switch (error._tag) {
+    case "Timeout":
+      return "TimedOut"
+    case "AuthenticationError":
+      return "PermissionDenied"
+    case "CorruptResponse":
+    case "DecodeError":
+      return "InvalidData"
+    default:
+      return "Unknown"
+  }
+}
+
+/** An McError as a PlatformError: a request the client refused as given is a `BadArgument`. */
+const platformError = (method: string, key: string | undefined, error: Failure): PlatformError.PlatformError =>
+  error._tag === "MalformedKey" || error._tag === "ClientError"
+    ? new PlatformError.BadArgument({ module: "KeyValueStore", method, description: error.message, cause: error })
+    : new PlatformError.SystemError({
+        reason: reasonOf(error),
+        module: "KeyValueStore",
+        method,
+        ...(key === undefined ? {} : { pathOrDescriptor: key }),
+        description: error.message,
+        cause: error,
+      })
+
+const cannotCount = (method: string) =>
+  Effect.fail(
+    new PlatformError.SystemError({
+      reason: "Unknown",
+      module: "KeyValueStore",
+      method,
+      description:
+        "memcached cannot count keys: items expire and are evicted on their own, so no counter could stay exact",
+    }),
+  )
+
+const textOf = (item: Item): string => (item.flags === BYTES ? Encoding.encodeBase64(item.value) : decoder.decode(item.value))
+
+/** The store over the client; `layer` provides it. */
+export const make = (options: KeyValueStoreOptions = {}): Effect.Effect<KeyValueStore.KeyValueStore, never, McClient> =>
+  Effect.map(McClient, (mc) => {
+    const namespace = options.namespace ?? "kv"
+    const prefix = `${encodeURIComponent(namespace)}:`
+    const writeOptions = { namespace, expiration: options.expiration }
+    const wireKey = (key: string) => prefix + key
+    const fail = (method: string, key?: string) => (error: Failure) => Effect.fail(platformError(method, key, error))
+
+    const read = <A>(method: string, key: string, cas: boolean, f: (item: Item) => A) =>
+      mc.get(wireKey(key), cas ? { cas: true } : undefined).pipe(
+        Effect.map((item) => Option.some(f(item))),
+        Effect.catchTags({ CacheMiss: () => Effect.succeedNone }),
+        Effect.catchAll(fail(method, key)),
+      )
+
+    const write = (method: string, key: string, value: string | Uint8Array) =>
+      mc
+        .set({ key: wireKey(key), value, flags: typeof value === "string" ? 0 : BYTES }, writeOptions)
+        .pipe(Effect.catchAll(fail(method, key)))
+
+    /** Read with CAS, apply `f`, write back only if nothing changed meanwhile; a miss writes nothing. */
+    const modifyWith = <V extends string | Uint8Array>(method: string, key: string, view: (item: Item) => V, f: (value: V) => V) => {
+      const attempt = Effect.gen(function* () {
+        const item = yield* mc.get(wireKey(key), { cas: true })
+        const next = f(view(item))
+        yield* mc.compareAndSwap(
+          { key: wireKey(key), value: next, flags: typeof next === "string" ? 0 : BYTES, cas: item.cas },
+          writeOptions,
+        )
+        return Option.some(next)
+      })
+      return attempt.pipe(
+        Effect.retry({ schedule: modifyRetry, while: (e) => e._tag === "CASConflict" || e._tag === "NotStored" }),
+        Effect.catchAll((e) => {
+          switch (e._tag) {
+            // Missing at the read, or deleted between the read and the write: nothing was modified.
+            case "CacheMiss":
+              return Effect.succeedNone
+            case "CASConflict":
+            case "NotStored":
+              return Effect.fail(
+                new PlatformError.SystemError({
+                  reason: "Busy",
+                  module: "KeyValueStore",
+                  method,
+                  pathOrDescriptor: key,
+                  description: "the value kept changing under compare-and-swap; gave up after 30 retries",
+                  cause: e,
+                }),
+              )
+            default:
+              return Effect.fail(platformError(method, key, e))
+          }
+        }),
+      )
+    }
+
+    // `make` adds `forSchema`; every other method is ours.
+    return KeyValueStore.make({
+      get: (key) => read("get", key, false, textOf),
+      getUint8Array: (key) => read("getUint8Array", key, false, (item) => item.value),
+      set: (key, value) => write("set", key, value),
+      remove: (key) =>
+        mc.del(wireKey(key)).pipe(Effect.catchTags({ CacheMiss: () => Effect.void }), Effect.catchAll(fail("remove", key))),
+      has: (key) => Effect.map(read("has", key, false, () => true), Option.isSome),
+      clear: mc.purgeNamespace(namespace).pipe(Effect.catchAll(fail("clear"))),
+      size: cannotCount("size"),
+      isEmpty: cannotCount("isEmpty"),
+      modify: (key, f) => modifyWith("modify", key, textOf, f),
+      modifyUint8Array: (key, f) => modifyWith("modifyUint8Array", key, (item) => item.value, f),
+    })
+  })
+
+/**
+ * `KeyValueStore` over `McClient`: entries in the client namespace `options.namespace` (default
+ * `"kv"`), each written with `options.expiration` (default none). `modify` is atomic (CAS),
+ * `clear` purges the namespace, `size` and `isEmpty` fail: memcached cannot count keys.
+ */
+export const layer = (options?: KeyValueStoreOptions): Layer.Layer<KeyValueStore.KeyValueStore, never, McClient> =>
+  Layer.effect(KeyValueStore.KeyValueStore, make(options))
