@@ -77,6 +77,10 @@ const cannotCount = (method: string) =>
     }),
   )
 
+/** The value as a plain `Uint8Array` (a view, not a copy: the TCP layer reads into Buffers). */
+const bytesOf = (item: Item): Uint8Array =>
+  item.value.constructor === Uint8Array ? item.value : new Uint8Array(item.value.buffer, item.value.byteOffset, item.value.byteLength)
+
 const textOf = (item: Item): string => (item.flags === BYTES ? Encoding.encodeBase64(item.value) : decoder.decode(item.value))
 
 /** The store over the client; `layer` provides it. */
@@ -140,7 +144,7 @@ export const make = (options: KeyValueStoreOptions = {}): Effect.Effect<KeyValue
     // `make` adds `forSchema`; every other method is ours.
     return KeyValueStore.make({
       get: (key) => read("get", key, false, textOf),
-      getUint8Array: (key) => read("getUint8Array", key, false, (item) => item.value),
+      getUint8Array: (key) => read("getUint8Array", key, false, bytesOf),
       set: (key, value) => write("set", key, value),
       remove: (key) =>
         mc.del(wireKey(key)).pipe(Effect.catchTags({ CacheMiss: () => Effect.void }), Effect.catchAll(fail("remove", key))),
@@ -149,7 +153,7 @@ export const make = (options: KeyValueStoreOptions = {}): Effect.Effect<KeyValue
       size: cannotCount("size"),
       isEmpty: cannotCount("isEmpty"),
       modify: (key, f) => modifyWith("modify", key, textOf, f),
-      modifyUint8Array: (key, f) => modifyWith("modifyUint8Array", key, (item) => item.value, f),
+      modifyUint8Array: (key, f) => modifyWith("modifyUint8Array", key, bytesOf, f),
     })
   })
 
