@@ -29,7 +29,7 @@ const decoder = new TextDecoder()
 
 /**
  * How a failed compare-and-swap in `modify` is retried: jittered exponential from 1 ms, each wait
- * capped at 50 ms, at most 30 times (about a second in all). Running out is a `Busy` error.
+ * capped at 50 ms, at most 30 times (about 1.3 seconds in all). Running out is a `Busy` error.
  */
 const modifyRetry = Schedule.exponential("1 millis").pipe(
   Schedule.jittered,
@@ -92,8 +92,8 @@ export const make = (options: KeyValueStoreOptions = {}): Effect.Effect<KeyValue
     const wireKey = (key: string) => prefix + key
     const fail = (method: string, key?: string) => (error: Failure) => Effect.fail(platformError(method, key, error))
 
-    const read = <A>(method: string, key: string, cas: boolean, f: (item: Item) => A) =>
-      mc.get(wireKey(key), cas ? { cas: true } : undefined).pipe(
+    const read = <A>(method: string, key: string, f: (item: Item) => A) =>
+      mc.get(wireKey(key)).pipe(
         Effect.map((item) => Option.some(f(item))),
         Effect.catchTags({ CacheMiss: () => Effect.succeedNone }),
         Effect.catchAll(fail(method, key)),
@@ -141,14 +141,15 @@ export const make = (options: KeyValueStoreOptions = {}): Effect.Effect<KeyValue
       )
     }
 
-    // `make` adds `forSchema`; every other method is ours.
+    // `make` adds `forSchema`, @effect/platform's schema store over these methods (its `modify` is
+    // its own read-then-write, not compare-and-swap); every other method is ours.
     return KeyValueStore.make({
-      get: (key) => read("get", key, false, textOf),
-      getUint8Array: (key) => read("getUint8Array", key, false, bytesOf),
+      get: (key) => read("get", key, textOf),
+      getUint8Array: (key) => read("getUint8Array", key, bytesOf),
       set: (key, value) => write("set", key, value),
       remove: (key) =>
         mc.del(wireKey(key)).pipe(Effect.catchTags({ CacheMiss: () => Effect.void }), Effect.catchAll(fail("remove", key))),
-      has: (key) => Effect.map(read("has", key, false, () => true), Option.isSome),
+      has: (key) => Effect.map(read("has", key, () => true), Option.isSome),
       clear: mc.purgeNamespace(namespace).pipe(Effect.catchAll(fail("clear"))),
       size: cannotCount("size"),
       isEmpty: cannotCount("isEmpty"),

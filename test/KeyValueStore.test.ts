@@ -10,7 +10,7 @@ import { Effect, Encoding, Exit, Layer, Option, Schedule, Schema, TestClock } fr
 import { McClient } from "../src/index.js"
 import * as McKeyValueStore from "../src/KeyValueStore.js"
 import { failureOf } from "./support/exits.js"
-import { refusedAddress } from "./support/fakeServer.js"
+import { fakeServer, refusedAddress } from "./support/fakeServer.js"
 import { targets, uniqueKey } from "./support/layers.js"
 
 /** Runs `f` with a store in a namespace no other test uses. */
@@ -452,6 +452,24 @@ describe("a failing cache is a PlatformError, never a none", () => {
         }),
       ).pipe(Effect.provide(McClient.layer({ servers: [address], retry: Schedule.recurs(0) })))
     }),
+  )
+
+  it.live("a server that never answers: SystemError TimedOut, the Timeout as cause", () =>
+    Effect.gen(function* () {
+      const silent = yield* Effect.acquireRelease(Effect.promise(() => fakeServer()), (s) => Effect.promise(s.close))
+      yield* withStore((kv) =>
+        Effect.gen(function* () {
+          for (const [method, effect] of [
+            ["get", kv.get("foo")],
+            ["set", kv.set("foo", "value of foo")],
+          ] as const) {
+            const error = platformFailure(yield* Effect.exit(effect as Effect.Effect<unknown, PlatformError.PlatformError>))
+            expect(error).toMatchObject({ _tag: "SystemError", reason: "TimedOut", module: "KeyValueStore", method, pathOrDescriptor: "foo" })
+            expect(causeTag(error)).toBe("Timeout")
+          }
+        }),
+      ).pipe(Effect.provide(McClient.layer({ servers: [silent.address], timeout: "100 millis", retry: Schedule.recurs(0) })))
+    }).pipe(Effect.scoped),
   )
 
   it.live("plain keys (disableBinaryEncodedKeys): a key with a space or over 250 bytes is a BadArgument", () =>
