@@ -405,7 +405,8 @@ describe("memory engine, with modify's retries made visible", () => {
       const error = platformFailure(exit)
       expect(error).toMatchObject({ _tag: "SystemError", reason: "Busy", module: "KeyValueStore", method: "modify" })
       expect(causeTag(error)).toBe("CASConflict")
-      expect(calls).toBe(31)
+      expect(calls).toBe(51)
+      expect(error.message).toContain("gave up after 50 retries")
     }).pipe(Effect.provide(McClient.layerMemory())),
   )
 
