@@ -1,8 +1,10 @@
 /**
  * The published package, as a consumer gets it: build, `npm pack`, then install the tarball into
  * scratch projects and use it from ESM, CommonJS and TypeScript (node16, nodenext and bundler
- * resolution, without @types/node). A second app on an older Effect 3 must end up with one copy of
- * effect. arethetypeswrong and publint must pass on the tarball.
+ * resolution, without @types/node), the adapter subpaths `effect-memcache/KeyValueStore` and
+ * `effect-memcache/Persistence` included, beside their optional peers. A second app on an older
+ * Effect 3, without those peers, must end up with one copy of effect. arethetypeswrong and publint
+ * must pass on the tarball.
  *
  * Needs the npm registry (for effect); the repo's own TypeScript is called by path.
  */
@@ -23,6 +25,8 @@ const tsc = join(root, "node_modules", "typescript", "bin", "tsc")
  */
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"))
 const effectCurrent: string = pkg.devDependencies.effect
+// The adapters' optional peers, as the repo pins them.
+const adapterPeers = ["@effect/platform", "@effect/experimental"].map((name) => `${name}@${pkg.devDependencies[name]}`)
 const effectOldest = (/^>=(\d+\.\d+\.\d+) <4$/.exec(pkg.peerDependencies.effect) ?? [])[1]
 if (effectOldest === undefined) throw new Error(`peer range of effect not of the form ">=3.x.y <4": ${pkg.peerDependencies.effect}`)
 
@@ -123,6 +127,58 @@ export const program: Effect.Effect<string, McError | InvalidOption> = Effect.ge
 export const form = "${form}"
 `
 
+/** The adapter subpaths at run time: a KeyValueStore, and a PersistedCache hit after its in-memory cache is gone. */
+const adapterProgram = (im: (module: string) => string) => `
+const { Effect, Layer, Option, PrimaryKey, Schema } = ${im("effect")}
+const KeyValueStore = ${im("@effect/platform/KeyValueStore")}
+const PersistedCache = ${im("@effect/experimental/PersistedCache")}
+const { McClient } = ${im("effect-memcache")}
+const McKeyValueStore = ${im("effect-memcache/KeyValueStore")}
+const McPersistence = ${im("effect-memcache/Persistence")}
+
+class Req extends Schema.TaggedRequest()("Req", { failure: Schema.String, success: Schema.String, payload: { id: Schema.Number } }) {
+  [PrimaryKey.symbol]() { return "Req:" + this.id }
+}
+
+let calls = 0
+const cache = PersistedCache.make({
+  storeId: "smoke",
+  lookup: (req) => Effect.sync(() => { calls++; return "value of " + req.id }),
+  timeToLive: () => "1 minute",
+})
+
+const program = Effect.gen(function* () {
+  const kv = yield* KeyValueStore.KeyValueStore
+  yield* kv.set("k", "value of k")
+  const got = Option.getOrNull(yield* kv.get("k"))
+  const first = yield* (yield* cache).get(new Req({ id: 1 }))
+  const second = yield* (yield* cache).get(new Req({ id: 1 }))
+  return { kv: got, persisted: [first, second], calls }
+}).pipe(
+  Effect.scoped,
+  Effect.provide(Layer.mergeAll(McKeyValueStore.layer(), McPersistence.layerResult()).pipe(Layer.provideMerge(McClient.layerMemory()))),
+)
+
+Effect.runPromise(program).then((r) => console.log(JSON.stringify(r)))
+`
+const smokeAdaptersEsm = adapterProgram((m) => `await import("${m}")`)
+const smokeAdaptersCjs = adapterProgram((m) => `require("${m}")`)
+const expectedAdapters = { kv: "value of k", persisted: ["value of 1", "value of 1"], calls: 1 }
+
+/** The adapters' public types. */
+const adapterConsumer = `
+import type * as KeyValueStore from "@effect/platform/KeyValueStore"
+import type * as Persistence from "@effect/experimental/Persistence"
+import type { Layer } from "effect"
+import type { McClient } from "effect-memcache"
+import * as McKeyValueStore from "effect-memcache/KeyValueStore"
+import * as McPersistence from "effect-memcache/Persistence"
+
+export const kv: Layer.Layer<KeyValueStore.KeyValueStore, never, McClient> = McKeyValueStore.layer({ namespace: "app", expiration: "1 hour" })
+export const backing: Layer.Layer<Persistence.BackingPersistence, never, McClient> = McPersistence.layer()
+export const result: Layer.Layer<Persistence.ResultPersistence, never, McClient> = McPersistence.layerResult({ namespace: "app" })
+`
+
 const tsconfig = (module: string, moduleResolution: string, files: ReadonlyArray<string>) =>
   JSON.stringify(
     {
@@ -149,10 +205,10 @@ describe("package", { timeout: 240_000 }, () => {
   let tarball = ""
 
   /** A scratch app with the tarball and the given effect installed. */
-  const app = async (name: string, effect: string): Promise<string> => {
+  const app = async (name: string, effect: string, extra: ReadonlyArray<string> = []): Promise<string> => {
     const dir = join(work, name)
     write(dir, { "package.json": JSON.stringify({ name, version: "0.0.0", private: true, type: "module" }, null, 2) })
-    await ok("npm", ["install", "--no-audit", "--no-fund", "--ignore-scripts", "--save-exact", tarball, `effect@${effect}`], dir, 180_000)
+    await ok("npm", ["install", "--no-audit", "--no-fund", "--ignore-scripts", "--save-exact", tarball, `effect@${effect}`, ...extra], dir, 180_000)
     return dir
   }
 
@@ -178,20 +234,27 @@ describe("package", { timeout: 240_000 }, () => {
     expect(publint.out).toContain("All good")
   })
 
-  it(`works from ESM, CommonJS and TypeScript (node16, nodenext, bundler) on effect ${effectCurrent}`, async () => {
-    const dir = await app("current", effectCurrent)
+  it(`works from ESM, CommonJS and TypeScript (node16, nodenext, bundler) on effect ${effectCurrent}, adapters included`, async () => {
+    const dir = await app("current", effectCurrent, adapterPeers)
     expect(existsSync(join(dir, "node_modules", "@types", "node")), "the scratch app must not have @types/node").toBe(false)
+    const typed = ["consumer.ts", "consumer-cjs.cts", "adapters.ts", "adapters-cjs.cts"]
     write(dir, {
       "smoke.mjs": smokeEsm,
       "smoke.cjs": smokeCjs,
+      "smoke-adapters.mjs": smokeAdaptersEsm,
+      "smoke-adapters.cjs": smokeAdaptersCjs,
       "consumer.ts": consumer("esm"),
       "consumer-cjs.cts": consumer("cjs"),
-      "tsconfig.node16.json": tsconfig("node16", "node16", ["consumer.ts", "consumer-cjs.cts"]),
-      "tsconfig.nodenext.json": tsconfig("nodenext", "nodenext", ["consumer.ts", "consumer-cjs.cts"]),
-      "tsconfig.bundler.json": tsconfig("esnext", "bundler", ["consumer.ts"]),
+      "adapters.ts": adapterConsumer,
+      "adapters-cjs.cts": adapterConsumer,
+      "tsconfig.node16.json": tsconfig("node16", "node16", typed),
+      "tsconfig.nodenext.json": tsconfig("nodenext", "nodenext", typed),
+      "tsconfig.bundler.json": tsconfig("esnext", "bundler", ["consumer.ts", "adapters.ts"]),
     })
     expect(await smoke(dir, "smoke.mjs")).toEqual(expectedSmoke)
     expect(await smoke(dir, "smoke.cjs")).toEqual(expectedSmoke)
+    expect(await smoke(dir, "smoke-adapters.mjs")).toEqual(expectedAdapters)
+    expect(await smoke(dir, "smoke-adapters.cjs")).toEqual(expectedAdapters)
     for (const config of ["node16", "nodenext", "bundler"]) {
       const r = await run("node", [tsc, "-p", `tsconfig.${config}.json`], dir)
       expect(r.code, r.out).toBe(0)
@@ -201,6 +264,9 @@ describe("package", { timeout: 240_000 }, () => {
   it(`shares one copy of effect with an app on effect ${effectOldest}`, async () => {
     const dir = await app("oldest", effectOldest)
     expect(existsSync(join(dir, "node_modules", "effect-memcache", "node_modules", "effect"))).toBe(false)
+    // The core needs none of the adapters' optional peers: npm installs none of them.
+    expect(existsSync(join(dir, "node_modules", "@effect", "platform"))).toBe(false)
+    expect(existsSync(join(dir, "node_modules", "@effect", "experimental"))).toBe(false)
     const ls = JSON.parse(await ok("npm", ["ls", "effect", "--all", "--json"], dir))
     const versions = new Set<string>()
     const walk = (deps: Record<string, { version?: string; dependencies?: Record<string, unknown> }> | undefined) => {
