@@ -96,6 +96,14 @@ for (const target of shared) {
           expect(yield* McClient.getOrSet(old, o.lookup, options)).toEqual({ key: old, n: 1 })
           expect(o.runs()).toBe(1)
 
+          // Written compressed by set: not getOrSet's format, so recomputed.
+          const packed = uniqueKey("packed")
+          yield* McClient.set({ key: packed, value: JSON.stringify({ key: packed, n: 0, pad: "x".repeat(500) }) }, { compression: 10 })
+          expect((yield* McClient.get(packed)).compressionRatio).toBeGreaterThan(1)
+          const p = counted(packed)
+          expect(yield* McClient.getOrSet(packed, p.lookup, options)).toEqual({ key: packed, n: 1 })
+          expect(yield* McClient.getAs(Value, packed)).toEqual({ key: packed, n: 1 })
+
           // An empty value stored by someone else (no lease): not a placeholder to wait on.
           const empty = uniqueKey("empty")
           yield* McClient.set({ key: empty, value: "" })
@@ -229,6 +237,22 @@ for (const target of shared) {
           // ... so this one sees X + Z: the stale value, and no lookup.
           expect(yield* McClient.getOrSet(key, lookup, { ...options, serveStale: true })).toEqual({ key, n: 2 })
           expect(runs()).toBe(2)
+        }),
+      )
+
+      it.effect("a stale item's refresh that fails invalidates it again: the next reader takes the refresh over", () =>
+        Effect.gen(function* () {
+          const key = uniqueKey("stale-fail")
+          yield* McClient.setAs(Value, { key, value: { key, n: 1 } })
+          yield* McClient.del(key, { invalidate: 30 })
+          const failed = yield* Effect.exit(
+            McClient.getOrSet(key, Effect.fail(new LookupFailed({ key })), { ...options, serveStale: true }),
+          )
+          expect(failureOf(failed)).toEqual(new LookupFailed({ key }))
+          // Still the stale value, and its token is free again (not Z): the next reader wins it.
+          const item = yield* McClient.get(key)
+          expect([item.stale, item.won, item.winSent]).toEqual([true, true, false])
+          expect(JSON.parse(Buffer.from(item.value).toString())).toEqual({ key, n: 1 })
         }),
       )
 
@@ -396,7 +420,7 @@ const recordingTracer = () => {
 }
 
 describe("tracing", () => {
-  it.effect("getOrSet is one span; its requests and its lookup are children; lease waits are events", () => {
+  it.live("getOrSet is one span; its requests and its lookup are children; lease waits are events", () => {
     const t = recordingTracer()
     return Effect.gen(function* () {
       const key = uniqueKey("traced")
@@ -414,6 +438,19 @@ describe("tracing", () => {
       yield* McClient.getOrSet(key, lookup, short)
       const last = t.spans.filter((s) => s.name === "memcached getOrSet").at(-1)!
       expect(last.events).toEqual(["memcached lease wait", "memcached lease wait", "memcached lease wait", "memcached lease wait ended"])
+
+      // A call that waited on another in-process call says so, and makes no requests of its own.
+      const other = uniqueKey("traced-shared")
+      const before = t.spans.length
+      const slow = Effect.as(Effect.sleep("10 millis"), { key: other, n: 1 })
+      yield* Effect.all([McClient.getOrSet(other, slow, options), McClient.getOrSet(other, slow, options)], {
+        concurrency: "unbounded",
+      })
+      const calls = t.spans.slice(before).filter((s) => s.name === "memcached getOrSet")
+      expect(calls.map((s) => s.events)).toEqual([[], ["memcached getOrSet shared"]])
+      expect(t.spans.slice(before).map((s) => s.name).sort()).toEqual(
+        ["memcached compareAndSwap", "memcached get", "memcached getOrSet", "memcached getOrSet"].sort(),
+      )
     }).pipe(Effect.provide(McClient.layerMemory({ tracing: true })), Effect.withTracer(t.tracer))
   })
 })
