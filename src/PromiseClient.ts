@@ -8,7 +8,8 @@
  * else (namespaces, compression, retries after a failed connection, getMulti, tracing) runs on the
  * layer's runtime. Routing, deadlines, reply checks and decoding are the same code either way.
  */
-import { Cause, type Effect, Exit, type Layer, ManagedRuntime } from "effect"
+import { Cause, Effect, Exit, type Layer, ManagedRuntime } from "effect"
+import type { GetOrSetOptions } from "./client/ReadThrough.js"
 import { registerOf } from "./client/Transport.js"
 import { ConnectionError } from "./Errors.js"
 import type { Item, ItemInput } from "./Item.js"
@@ -40,6 +41,11 @@ export interface McPromiseClient {
   readonly dec: (key: string, delta: bigint | number, expiration?: Expiration, options?: IncrDecrOptions) => Promise<bigint>
   readonly touch: (key: string, expiration: Expiration, options?: TimeoutOption) => Promise<void>
   readonly purgeNamespace: (namespace: string, options?: TimeoutOption) => Promise<void>
+  /**
+   * Read-through (see getOrSet): `lookup` runs once for all concurrent callers of a missing key, and
+   * its rejection rejects every one of them.
+   */
+  readonly getOrSet: <A, I>(key: string, lookup: () => Promise<A>, options: GetOrSetOptions<A, I>) => Promise<A>
   readonly status: () => Promise<ReadonlyArray<ServerStatus>>
   readonly stats: {
     (server: string): Promise<ServerStats>
@@ -105,6 +111,8 @@ export const makePromiseClient = async <E>(layer: Layer.Layer<McClient, E>): Pro
     dec: (key, delta, expiration, options) => run(mc.dec(key, delta, expiration, options)),
     touch: (key, expiration, options) => run(mc.touch(key, expiration, options)),
     purgeNamespace: (namespace, options) => run(mc.purgeNamespace(namespace, options)),
+    getOrSet: (key, lookup, options) =>
+      run(mc.getOrSet(key, Effect.tryPromise({ try: lookup, catch: (error) => error }), options)),
     status: () => run(mc.status),
     stats: ((server?: string) => (server === undefined ? run(mc.stats()) : run(mc.stats(server)))) as McPromiseClient["stats"],
     service: mc,

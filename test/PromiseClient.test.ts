@@ -4,7 +4,7 @@
  * runtime, everything else (namespaces, retries, tracing) still runs on it.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Layer, Option, Tracer } from "effect"
+import { Layer, Option, Schema, Tracer } from "effect"
 import { registerOf } from "../src/client/Transport.js"
 import {
   CacheMiss,
@@ -92,6 +92,28 @@ describe.each(targets)("Promise client on $name", ({ layer, name }) => {
       const status = await mc.status()
       expect(status.length).toBeGreaterThan(0)
       expect(name === "memory" || status.every((s) => s.state === "up")).toBe(true)
+    }))
+
+  it("getOrSet: 200 concurrent callers of a cold key run one lookup; a rejected lookup rejects them all", () =>
+    withClient(makePromiseClient(layer({ timeout: "5 seconds" })), async (mc) => {
+      const key = uniqueKey("gos")
+      let lookups = 0
+      const lookup = async () => {
+        lookups++
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        return { id: key, n: 7 }
+      }
+      const options = { schema: Schema.Struct({ id: Schema.String, n: Schema.Number }), expiration: 60 }
+      const values = await Promise.all(Array.from({ length: 200 }, () => mc.getOrSet(key, lookup, options)))
+      expect(lookups).toBe(1)
+      expect(values.every((v) => v.id === key && v.n === 7)).toBe(true)
+
+      const failing = uniqueKey("gos-fail")
+      const boom = new Error(`lookup of ${failing} failed`)
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 50 }, () => mc.getOrSet(failing, () => Promise.reject(boom), options)),
+      )
+      expect(outcomes.every((o) => o.status === "rejected" && o.reason === boom)).toBe(true)
     }))
 })
 
