@@ -161,3 +161,22 @@ export const reasonOf = (cause: unknown): string => {
   }
   return render(cause)
 }
+
+export const badExpiration = (key: string, what: string, value: unknown) =>
+  badInput(key, `${what} must be ${expirationRule}, got ${render(value)}`)
+export const badTimeout = (key: string | undefined, value: unknown) => badInput(key, `timeout must be ${timeoutRule}, got ${render(value)}`)
+export const badOptions = (key: string | undefined, value: unknown) => badInput(key, `options must be an object, got ${render(value)}`)
+export const badValue = (key: string, value: unknown) =>
+  badInput(key, `a value must be a Uint8Array or a string, got ${render(value)}`)
+
+export const MAX_U64 = 0xffffffffffffffffn
+
+/** Whole numbers in 0..2^64-1 for inc/dec: a bigint, or a safe integer number; else `undefined`. */
+export const toU64 = (n: unknown): bigint | undefined => {
+  const v = typeof n === "bigint" ? n : typeof n === "number" && Number.isSafeInteger(n) ? BigInt(n) : undefined
+  return v !== undefined && v >= 0n && v <= MAX_U64 ? v : undefined
+}
+
+/** `namespace`: text whose UTF-8 form fits the value header's u16 length. */
+export const isNamespace = (ns: unknown): ns is string =>
+  typeof ns === "string" && (ns.length <= 21_845 || Buffer.byteLength(ns, "utf8") <= 0xffff)

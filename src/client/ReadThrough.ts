@@ -33,7 +33,7 @@ import {
   unreadable,
 } from "./Inputs.js"
 import type { KeyEncoder } from "./Keys.js"
-import { cacheMiss, casConflict, notStored, unexpected } from "./Replies.js"
+import { cacheMiss, casConflict, storeReply, unexpected } from "./Replies.js"
 import type { Transport } from "./Transport.js"
 import { COMPRESSED, NAMESPACED, USER_FLAGS_MASK } from "./ValueFormat.js"
 
@@ -144,21 +144,6 @@ const decodeFound = (reply: Reply, server: string, key: string): Exit.Exit<Found
   return Exit.fail(unexpected(reply, server, key))
 }
 
-const decodeStored = (reply: Reply, server: string, key: string): Exit.Exit<void, NotStored | CASConflict | CacheMiss | McError> => {
-  switch (reply.code) {
-    case "HD":
-      return Exit.void
-    case "NS":
-      return Exit.fail(notStored(key, server))
-    case "EX":
-      return Exit.fail(casConflict(key, server))
-    case "NF":
-      return Exit.fail(cacheMiss(key, server))
-    default:
-      return Exit.fail(unexpected(reply, server, key))
-  }
-}
-
 const decodeDeleted = (reply: Reply, server: string, key: string): Exit.Exit<void, CacheMiss | CASConflict | McError> =>
   reply.code === "HD"
     ? Exit.void
@@ -186,14 +171,14 @@ export const makeReadThroughOps = (transport: Transport, keys: KeyEncoder): Read
       transport.request(
         key,
         { command: "ms", key: wire, value, flags: { b, F: F === 0 ? undefined : F, M: "E", T: T === 0 ? undefined : T } },
-        decodeStored as (reply: Reply, server: string, key: string) => Exit.Exit<void, NotStored | McError>,
+        storeReply as (reply: Reply, server: string, key: string) => Exit.Exit<void, NotStored | McError>,
         { timeoutMillis, idempotent: true, key },
       ),
     compareAndSwap: (key, wire, value, F, T, C, timeoutMillis) =>
       transport.request(
         key,
         { command: "ms", key: wire, value, flags: { b, C, F: F === 0 ? undefined : F, T: T === 0 ? undefined : T } },
-        decodeStored,
+        storeReply,
         { timeoutMillis, idempotent: true, key },
       ),
     del: (key, wire, C, I, timeoutMillis) =>

@@ -1,4 +1,5 @@
 /** Turning meta replies into results and typed errors, shared by every operation. */
+import { Exit } from "effect"
 import {
   CacheMiss,
   CASConflict,
@@ -29,3 +30,30 @@ export const unexpected = (reply: Reply, server: string, key: string): McError =
   }
 }
 
+/** Decodes a reply that is `HD` on success and `miss` when the key is absent (md: NF, mg: EN). */
+const doneOrMiss =
+  (miss: "NF" | "EN") =>
+  (reply: Reply, server: string, key: string): Exit.Exit<void, CacheMiss | McError> =>
+    reply.code === "HD"
+      ? Exit.void
+      : reply.code === miss
+        ? Exit.fail(cacheMiss(key, server))
+        : Exit.fail(unexpected(reply, server, key))
+export const deleted = doneOrMiss("NF")
+export const touched = doneOrMiss("EN")
+
+/** Decodes the reply of an `ms`. */
+export const storeReply = (reply: Reply, server: string, key: string): Exit.Exit<void, NotStored | CASConflict | CacheMiss | McError> => {
+  switch (reply.code) {
+    case "HD":
+      return Exit.void
+    case "NS":
+      return Exit.fail(notStored(key, server))
+    case "EX":
+      return Exit.fail(casConflict(key, server))
+    case "NF":
+      return Exit.fail(cacheMiss(key, server))
+    default:
+      return Exit.fail(unexpected(reply, server, key))
+  }
+}

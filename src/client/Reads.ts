@@ -1,0 +1,224 @@
+/**
+ * The reads: get, getMulti and getAs, and how a value reply becomes an item (namespace check,
+ * then decompression, for the values whose upper flag bits ask for them).
+ */
+import { Effect, Exit, type Schema } from "effect"
+import { type CodecOption, decodeValue } from "../Codec.js"
+import { type CacheMiss, ClientError, DecodeError, type McError } from "../Errors.js"
+import type { Item } from "../Item.js"
+import type { GetMultiOptions, GetOptions } from "../Options.js"
+import { constantFlags, type GetFlags, type MetaRequest } from "../protocol/Request.js"
+import type { Reply } from "../protocol/Reply.js"
+import { checkCodecArgs, checkGetOptions } from "./CallOptions.js"
+import type { ClientContext } from "./ClientContext.js"
+import { runCodec } from "./Compression.js"
+import { badInput, notAKey, unreadable } from "./Inputs.js"
+import { internalFlagsOf, type ItemImpl, makeItem } from "./Items.js"
+import { cacheMiss, unexpected } from "./Replies.js"
+import { Hit } from "./Transport.js"
+import { COMPRESSED, NAMESPACED, readNamespaceHeader, USER_FLAGS_MASK } from "./ValueFormat.js"
+
+/** `getMulti(keys, { partial: true })`: the hits, and the keys that could not be read. */
+export interface PartialItems {
+  readonly items: ReadonlyMap<string, Item>
+  readonly failed: ReadonlyMap<string, McError | DecodeError>
+}
+
+const EMPTY = new Uint8Array(0)
+
+export const makeReads = (ctx: ClientContext) => {
+  const { transport, config, keys, b, timeoutOf, ns } = ctx
+
+  /** Applies what the upper flag bits say: namespace validity, then decompression. */
+  const finishItem = (
+    key: string,
+    reply: Reply,
+    server: string,
+    timeoutMillis: number,
+    known: ReadonlyMap<string, bigint> | undefined,
+  ): Effect.Effect<ItemImpl, CacheMiss | McError | DecodeError> => {
+    const cf = reply.clientFlags ?? 0
+    let payload = reply.value ?? EMPTY
+    const checkNamespace = (): Effect.Effect<void, CacheMiss | McError | DecodeError> => {
+      if ((cf & NAMESPACED) === 0) return Effect.void
+      const header = readNamespaceHeader(payload)
+      if (header === undefined) return Effect.fail(new DecodeError({ key, reason: "bad namespace header" }))
+      payload = payload.subarray(header.payloadOffset)
+      const current = known?.get(header.namespace)
+      const version = current === undefined ? ns.version(header.namespace, timeoutMillis) : Effect.succeed(current)
+      return Effect.flatMap(version, (v) =>
+        v === header.version ? Effect.void : Effect.zipRight(ns.dropStale(key, timeoutMillis), Effect.fail(cacheMiss(key, server))),
+      )
+    }
+    return Effect.flatMap(checkNamespace(), () => {
+      if ((cf & COMPRESSED) === 0) return Effect.succeed(makeItem(key, reply, payload, 0))
+      const stored = payload.length
+      return runCodec(config.compression.decompress, payload).pipe(
+        Effect.mapError((cause) => new DecodeError({ key, reason: "corrupt compressed value", cause })),
+        Effect.map((plain) => makeItem(key, reply, plain, stored === 0 ? 0 : plain.length / stored)),
+      )
+    })
+  }
+
+  // The flags of a get without options: one object for every such get, encoded once.
+  const plainGetFlags: GetFlags = constantFlags({ b, f: true, v: true })
+  const getFlags = (o: GetOptions | undefined): GetFlags =>
+    o === undefined
+      ? plainGetFlags
+      : {
+          b,
+          c: o.cas === true,
+          f: true,
+          h: o.hit === true,
+          l: o.lastAccess === true,
+          t: o.ttl === true,
+          v: true,
+          // checked options: earlyRecache is already whole seconds (checkGetOptions)
+          ...(o.earlyRecache === undefined ? {} : { R: o.earlyRecache as number }),
+        }
+
+  /** Decodes a get's reply; `timeoutMillis` bounds the namespace lookup of a namespaced item. */
+  const decodeGet =
+    (timeoutMillis: number) =>
+    (reply: Reply, server: string, key: string): Effect.Effect<Item, CacheMiss | McError | DecodeError> => {
+      if (reply.code === "VA") {
+        if (((reply.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) return Exit.succeed(makeItem(key, reply, reply.value!, 0))
+        return finishItem(key, reply, server, timeoutMillis, undefined)
+      }
+      if (reply.code === "EN") return Exit.fail(cacheMiss(key, server))
+      return Exit.fail(unexpected(reply, server, key))
+    }
+  // Gets without options share one decoder (no closure per call).
+  const decodePlainGet = decodeGet(config.timeoutMillis)
+
+  const get = (key: string, options?: GetOptions): Effect.Effect<Item, CacheMiss | McError | DecodeError> => {
+    if (typeof key !== "string") return Exit.fail(notAKey(key))
+    const wire = keys.encode(key)
+    if (typeof wire !== "string") return Exit.fail(wire)
+    let o: GetOptions | undefined
+    if (options !== undefined) {
+      const checked = checkGetOptions(key, options)
+      if (checked instanceof ClientError) return Exit.fail(checked)
+      o = checked
+    }
+    const timeoutMillis = timeoutOf(o?.timeout)
+    const request: MetaRequest = { command: "mg", key: wire, flags: getFlags(o) }
+    return transport.request<Item, CacheMiss | DecodeError>(
+      key,
+      request,
+      o === undefined ? decodePlainGet : decodeGet(timeoutMillis),
+      { timeoutMillis, idempotent: true, key },
+    )
+  }
+
+  /** Reads the keys once (any iterable but a string) and checks them and the options. */
+  const getMulti = (
+    keyList: Iterable<string>,
+    options?: GetMultiOptions,
+  ): Effect.Effect<ReadonlyMap<string, Item> | PartialItems, McError | DecodeError> => {
+    if (typeof keyList === "string") return Exit.fail(badInput(undefined, "getMulti takes an iterable of keys, not one string"))
+    const o = checkGetOptions(undefined, options)
+    if (o instanceof ClientError) return Exit.fail(o)
+    const list: Array<string> = []
+    try {
+      for (const key of keyList) {
+        if (typeof key !== "string") return Exit.fail(notAKey(key))
+        list.push(key)
+      }
+    } catch (e) {
+      return Exit.fail(unreadable(undefined, "the keys", e))
+    }
+    // Without options, the shared flags of a plain get (encoded once).
+    return getMultiChecked(list, options === undefined ? undefined : o)
+  }
+
+  const getMultiChecked = (
+    keyList: Iterable<string>,
+    o?: GetMultiOptions,
+  ): Effect.Effect<ReadonlyMap<string, Item> | PartialItems, McError | DecodeError> =>
+    Effect.suspend(() => {
+      // The deadline counts from here: encoding a large batch's keys takes time too.
+      const startedAt = Date.now()
+      const all = Array.from(new Set(keyList))
+      const timeoutMillis = timeoutOf(o?.timeout)
+      const partial = o?.partial === true
+      const failed = new Map<string, McError | DecodeError>()
+      const routing: Array<string> = []
+      const wires: Array<string> = []
+      for (const key of all) {
+        const wire = keys.encode(key)
+        if (typeof wire !== "string") {
+          if (!partial) return Effect.fail(wire)
+          failed.set(key, wire)
+          continue
+        }
+        routing.push(key)
+        wires.push(wire)
+      }
+      const answer = (found: ReadonlyMap<string, Item>) => (partial ? { items: found, failed } : found)
+      return Effect.flatMap(
+        transport.getMany(routing, wires, getFlags(o), { timeoutMillis, startedAt, broadcast: o?.broadcast === true }),
+        (outcomes) => {
+          const found = new Map<string, Item>()
+          const later: Array<Hit> = []
+          const laterKeys: Array<string> = []
+          for (let i = 0; i < outcomes.length; i++) {
+            const outcome = outcomes[i]
+            if (outcome === undefined) continue
+            const key = routing[i]!
+            if (!(outcome instanceof Hit)) {
+              if (!partial) return Effect.fail(outcome)
+              failed.set(key, outcome)
+            } else if (((outcome.reply.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) {
+              found.set(key, makeItem(key, outcome.reply, outcome.reply.value!, 0))
+            } else {
+              later.push(outcome)
+              laterKeys.push(key)
+            }
+          }
+          if (later.length === 0) return Effect.succeed(answer(found))
+          // Namespaced or compressed items: one namespace lookup for the batch, then per item.
+          const failAll = (error: McError | DecodeError) =>
+            Effect.sync(() => {
+              for (const key of laterKeys) failed.set(key, error)
+            })
+          return ns.versionsFor(later.map((hit) => hit.reply), timeoutMillis).pipe(
+            Effect.flatMap((known) =>
+              Effect.forEach(later, (hit, j) =>
+                finishItem(laterKeys[j]!, hit.reply, hit.server, timeoutMillis, known).pipe(
+                  Effect.match({
+                    // A namespace purge makes the item a miss; other failures stay failures.
+                    onFailure: (error) => (error._tag === "CacheMiss" ? undefined : error),
+                    onSuccess: (item) => {
+                      found.set(laterKeys[j]!, item)
+                      return undefined
+                    },
+                  }),
+                  Effect.flatMap((error) => {
+                    if (error === undefined) return Effect.void
+                    if (!partial) return Effect.fail(error)
+                    failed.set(laterKeys[j]!, error)
+                    return Effect.void
+                  }),
+                ),
+              ),
+            ),
+            (self) => (partial ? Effect.catchAll(self, failAll) : self),
+            Effect.as(answer(found)),
+          )
+        },
+      )
+    })
+
+  const getAs = <A, I>(
+    schema: Schema.Schema<A, I, never>,
+    key: string,
+    o?: GetOptions & CodecOption,
+  ): Effect.Effect<A, CacheMiss | DecodeError | McError> => {
+    const checked = checkCodecArgs(schema, o)
+    if (checked instanceof ClientError) return Exit.fail(checked)
+    return Effect.flatMap(get(key, o), (item) => decodeValue(schema, key, item.value, internalFlagsOf(item), checked.codec))
+  }
+
+  return { get, getMulti, getAs }
+}
