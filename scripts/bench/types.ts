@@ -206,7 +206,8 @@ export const checkValue = (got: Got, expected: Buffer, expectedText: string, ful
 /** Keys found by a getMulti of batch b; when `full`, only the keys whose whole value is right. */
 export const checkBatch = <M>(
   ops: Pick<AsyncOps<unknown, M>, "found" | "multiValue">,
-  data: Workload  result: M,
+  data: Workload,
+  result: M,
   b: number,
   full: boolean,
 ): number => {
