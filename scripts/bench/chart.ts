@@ -66,7 +66,9 @@ export const renderChart = (chart: Chart): string => {
   const barW = 20
   const barGap = 3
   const groupPad = 18
-  const groupW = chart.series.length * (barW + barGap) - barGap + 2 * groupPad
+  // Wide enough for its labels when there are few bars.
+  const barsW = chart.series.length * (barW + barGap) - barGap
+  const groupW = Math.max(130, barsW + 2 * groupPad)
   const left = 64
   const right = 16
   const top = 104
@@ -98,7 +100,9 @@ export const renderChart = (chart: Chart): string => {
   // Legend, wrapped to the chart's width.
   const legend = [
     ...chart.series.map((s) => ({ label: s.label, mark: el("rect", { x: 0, y: -10, width: 12, height: 12, fill: s.color }) })),
-    { label: "raw node:net ceiling", mark: el("line", { x1: 0, y1: -4, x2: 14, y2: -4, ...DASH }) },
+    ...(chart.groups.some((g) => g.ceiling !== undefined)
+      ? [{ label: "raw node:net ceiling", mark: el("line", { x1: 0, y1: -4, x2: 14, y2: -4, ...DASH }) }]
+      : []),
   ]
   let lx = left
   let ly = 70
@@ -131,7 +135,7 @@ export const renderChart = (chart: Chart): string => {
     chart.series.forEach((s, si) => {
       const v = g.values.get(s.id)
       if (v === undefined || !(v > 0)) return
-      const x = gx + groupPad + si * (barW + barGap)
+      const x = gx + (groupW - barsW) / 2 + si * (barW + barGap)
       const yt = y(v / ref)
       const h = bottomY - yt
       const tip = `${s.label}, ${g.label}: ${Math.round(v).toLocaleString("en-US")} ${g.unit} (${(v / ref).toFixed(2)}×)`

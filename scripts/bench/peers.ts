@@ -122,7 +122,10 @@ export const memcacheRunner = (server: string): Runner => {
       id: "memcache",
       label: "memcache (npm)",
       column: "memcache",
-      notes: "new Memcache(server) (defaults: 1 connection per node); string values; gets(keys) for getMulti",
+      notes:
+        "new Memcache(server) (defaults: 1 connection per node); string values; gets(keys) for getMulti. " +
+        "It closes its socket after 5 s idle (its `timeout`); calls racing to reconnect after such a gap can fail, " +
+        "which it returns as misses (counted here as errors)",
     },
     "mn",
     (data) => ({

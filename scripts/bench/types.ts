@@ -167,7 +167,7 @@ export const runAsyncWorkers = async <T>(
         units += n
         if (n !== expected) {
           errors++
-          firstError ??= `wrong or short result: ${n} of ${expected}`
+          firstError ??= `${sampled ? "right (whole values checked)" : "found"}: ${n} of ${expected}`
         }
       } catch (e) {
         errors++
