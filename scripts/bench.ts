@@ -227,17 +227,45 @@ const observabilityRatios = (results: ReturnType<typeof summarize>): ReadonlyArr
 
 type Collected = Map<string, Map<string, Array<RunResult>>>
 
+const WATCHDOG_MS = 15_000
+
+/**
+ * A run whose calls never all complete (a client lost a reply) would hang the benchmark: past
+ * its duration plus WATCHDOG_MS it is given up and reported as an error. Its stuck workers stay.
+ */
+const withWatchdog = (run: Promise<RunResult>, durationMs: number): Promise<RunResult> => {
+  let timer: NodeJS.Timeout | undefined
+  const givenUp = new Promise<RunResult>((resolve) => {
+    timer = setTimeout(
+      () =>
+        resolve({
+          units: 0,
+          elapsedMs: durationMs,
+          errors: 1,
+          firstError: `did not finish ${WATCHDOG_MS / 1000} s after its end: some call never completed`,
+        }),
+      durationMs + WATCHDOG_MS,
+    )
+  })
+  return Promise.race([run, givenUp]).finally(() => clearTimeout(timer))
+}
+
 /** Warm-up, then the rounds: each runs every scenario for every client, in an order that rotates. */
 const measure = async (runners: ReadonlyArray<Runner>): Promise<Collected> => {
   const collected: Collected = new Map(scenarios.map((s) => [s.id, new Map(runners.map((r) => [r.id, []]))]))
-  const runOne = async (runner: Runner, scenario: Scenario, durationMs: number) => {
+  const runOne = async (runner: Runner, scenario: Scenario, durationMs: number): Promise<RunResult> => {
     collect() // each run starts without the previous one's garbage
-    const result = await runner.run(scenario, durationMs)
+    const result = await withWatchdog(runner.run(scenario, durationMs), durationMs)
     await new Promise((resolve) => setTimeout(resolve, 20))
     return result
   }
   log(`warm-up: ${config.warmupMs} ms per scenario and client`)
-  for (const s of scenarios) for (const r of runners) if (runs(r, s)) await runOne(r, s, config.warmupMs)
+  for (const s of scenarios)
+    for (const r of runners) {
+      if (!runs(r, s)) continue
+      const result = await runOne(r, s, config.warmupMs)
+      if (result.errors > 0) log(`warm-up  ${s.label} ${r.label}: ${result.errors} errors: ${result.firstError}`)
+    }
 
   for (let round = 0; round < config.rounds; round++) {
     // The ceiling runs once per kind of work and round: getMulti's ceiling is the get one, in keys/s.
@@ -271,6 +299,14 @@ const main = async () => {
   const load0 = os.loadavg()[0]!
   const server = await serverUnderTest()
   let tls: TlsServer | undefined
+  // Interrupted (Ctrl-C, a timeout): the servers this run started go with it.
+  for (const signal of ["SIGINT", "SIGTERM"] as const)
+    process.once(signal, () => {
+      server.process?.process.kill()
+      tls?.process?.process.kill()
+      if (tls !== undefined) rmSync(tls.certs.dir, { recursive: true, force: true })
+      process.exit(130)
+    })
   try {
     tls = tlsWanted ? await tlsServer() : undefined
     const version = await memcachedVersion(server.address)
