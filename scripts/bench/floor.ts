@@ -44,7 +44,7 @@ export const splitAddress = (address: string): [string, number] => {
   return [address.slice(0, i), Number(address.slice(i + 1))]
 }
 
-class MinimalMetaSocket {
+export class MinimalMetaSocket {
   private outText = ""
   private outChunks: Array<string | Buffer> = []
   private flushScheduled = false
