@@ -128,7 +128,7 @@ export const writeResults = (input: {
     title: `effect-memcache vs Node memcached clients and the floor, median of ${config.rounds} rounds`,
     subtitle:
       `memcached ${env.memcached.version} (-t 1 -c 4096, loopback) · node ${env.node} · ${env.cpu.model}, ${env.cpu.cores} cores · ` +
-      `${config.keys} keys, ${config.valueBytes}-byte values · ${env.date.slice(0, 10)}`,
+      `${config.keys} keys of ${config.valueBytes} bytes, ${config.largeKeys} of ${config.largeValueBytes / 1024} KiB · ${env.date.slice(0, 10)}`,
     footnote:
       `~ the ${config.rounds} rounds spread more than ${config.noiseLimit * 100}% (noisy). ` +
       `Bars are ÷ ${FLOOR} (linear; the largest bar where it did not run). ` +
