@@ -1,7 +1,9 @@
 /**
- * A grouped bar chart as hand-written SVG: one group per scenario, one bar per client, a log scale,
- * and the raw ceiling as a dashed line over each group. Self-contained (white background, generic
- * fonts), so it embeds in a README.
+ * A grouped bar chart as hand-written SVG: one group per scenario, one bar per client. Heights are
+ * each group's values divided by its reference (floor/effect where it ran, else the group's
+ * largest value) on a linear scale, so bar heights compare truthfully within and across groups;
+ * each bar is labelled with its absolute figure. The raw ceiling is a dashed line over the groups
+ * it measures only. Self-contained (white background, generic fonts), so it embeds in a README.
  */
 
 export interface ChartSeries {
@@ -20,6 +22,8 @@ export interface ChartGroup {
   /** ids whose value is flagged noisy (labelled with a "~") */
   readonly noisy: ReadonlySet<string>
   readonly ceiling?: number | undefined
+  /** what heights are divided by; the group's largest value when absent */
+  readonly reference?: number | undefined
 }
 
 export interface Chart {
@@ -29,6 +33,8 @@ export interface Chart {
   readonly footnote?: string | undefined
   readonly series: ReadonlyArray<ChartSeries>
   readonly groups: ReadonlyArray<ChartGroup>
+  /** what the reference is called, for the axis (e.g. "floor/effect") */
+  readonly referenceLabel: string
 }
 
 const esc = (s: string): string =>
@@ -60,7 +66,9 @@ export const renderChart = (chart: Chart): string => {
   const barW = 20
   const barGap = 3
   const groupPad = 18
-  const groupW = chart.series.length * (barW + barGap) - barGap + 2 * groupPad
+  // Wide enough for its labels when there are few bars.
+  const barsW = chart.series.length * (barW + barGap) - barGap
+  const groupW = Math.max(130, barsW + 2 * groupPad)
   const left = 64
   const right = 16
   const top = 104
@@ -69,14 +77,17 @@ export const renderChart = (chart: Chart): string => {
   const height = top + plotH + (chart.footnote === undefined ? 56 : 72)
   const bottomY = top + plotH
 
-  const all: Array<number> = []
+  const refOf = (g: ChartGroup): number =>
+    g.reference !== undefined && g.reference > 0 ? g.reference : Math.max(1e-9, ...g.values.values())
+  let top1 = 1
   for (const g of chart.groups) {
-    for (const v of g.values.values()) if (v > 0) all.push(v)
-    if (g.ceiling !== undefined && g.ceiling > 0) all.push(g.ceiling)
+    const ref = refOf(g)
+    for (const v of g.values.values()) top1 = Math.max(top1, v / ref)
+    if (g.ceiling !== undefined) top1 = Math.max(top1, g.ceiling / ref)
   }
-  const lo = all.length === 0 ? 3 : Math.floor(Math.log10(Math.min(...all)))
-  const hi = all.length === 0 ? 6 : Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...all))))
-  const y = (v: number) => top + plotH * (1 - (Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo))
+  const step = top1 <= 1.5 ? 0.25 : top1 <= 3 ? 0.5 : top1 <= 6 ? 1 : Math.ceil(top1 / 6)
+  const hi = Math.ceil((top1 * 1.08) / step) * step
+  const y = (r: number) => top + plotH * (1 - Math.min(r, hi) / hi)
 
   const out: Array<string> = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}"` +
@@ -89,7 +100,9 @@ export const renderChart = (chart: Chart): string => {
   // Legend, wrapped to the chart's width.
   const legend = [
     ...chart.series.map((s) => ({ label: s.label, mark: el("rect", { x: 0, y: -10, width: 12, height: 12, fill: s.color }) })),
-    { label: "raw node:net ceiling", mark: el("line", { x1: 0, y1: -4, x2: 14, y2: -4, ...DASH }) },
+    ...(chart.groups.some((g) => g.ceiling !== undefined)
+      ? [{ label: "raw node:net ceiling", mark: el("line", { x1: 0, y1: -4, x2: 14, y2: -4, ...DASH }) }]
+      : []),
   ]
   let lx = left
   let ly = 70
@@ -103,28 +116,29 @@ export const renderChart = (chart: Chart): string => {
     lx += w
   }
 
-  // Grid: decades labelled, 2× and 5× faint.
-  for (let d = lo; d <= hi; d++) {
-    const yd = y(10 ** d)
+  // Grid: ratios to the reference, 1× drawn darker.
+  for (let r = 0; r <= hi + 1e-9; r += step) {
+    const yr = y(r)
     out.push(
-      el("line", { x1: left, y1: yd, x2: width - right, y2: yd, stroke: "#ccc" }),
-      text({ x: left - 6, y: yd + 4, "font-size": 11, "text-anchor": "end", fill: "#555" }, short(10 ** d)),
+      el("line", { x1: left, y1: yr, x2: width - right, y2: yr, stroke: Math.abs(r - 1) < 1e-9 ? "#999" : "#e4e4e4" }),
+      text({ x: left - 6, y: yr + 4, "font-size": 11, "text-anchor": "end", fill: "#555" }, `${+r.toFixed(2)}×`),
     )
-    if (d < hi)
-      for (const m of [2, 5]) out.push(el("line", { x1: left, y1: y(m * 10 ** d), x2: width - right, y2: y(m * 10 ** d), stroke: "#eee" }))
   }
-  out.push(vtext(16, top + plotH / 2, { "font-size": 11, "text-anchor": "middle", fill: "#555" }, "per second (log scale)"))
+  out.push(
+    vtext(16, top + plotH / 2, { "font-size": 11, "text-anchor": "middle", fill: "#555" }, `÷ ${chart.referenceLabel} (linear)`),
+  )
 
   chart.groups.forEach((g, gi) => {
+    const ref = refOf(g)
     const gx = left + gi * groupW
     if (gi > 0) out.push(el("line", { x1: gx, y1: top, x2: gx, y2: bottomY, stroke: "#f0f0f0" }))
     chart.series.forEach((s, si) => {
       const v = g.values.get(s.id)
       if (v === undefined || !(v > 0)) return
-      const x = gx + groupPad + si * (barW + barGap)
-      const yt = y(v)
+      const x = gx + (groupW - barsW) / 2 + si * (barW + barGap)
+      const yt = y(v / ref)
       const h = bottomY - yt
-      const tip = `${s.label}, ${g.label}: ${Math.round(v).toLocaleString("en-US")} ${g.unit}`
+      const tip = `${s.label}, ${g.label}: ${Math.round(v).toLocaleString("en-US")} ${g.unit} (${(v / ref).toFixed(2)}×)`
       out.push(el("rect", { x, y: yt, width: barW, height: h, fill: s.color }, el("title", {}, esc(tip))))
       // The value reads up the bar: inside it when it fits, else above it.
       const label = short(v) + (g.noisy.has(s.id) ? "~" : "")
@@ -137,7 +151,7 @@ export const renderChart = (chart: Chart): string => {
       )
     })
     if (g.ceiling !== undefined && g.ceiling > 0) {
-      const yc = y(g.ceiling)
+      const yc = y(g.ceiling / ref)
       out.push(
         el("line", { x1: gx + 6, y1: yc, x2: gx + groupW - 6, y2: yc, ...DASH }),
         // Above the line, or below it when a grid label sits just above.
@@ -149,7 +163,7 @@ export const renderChart = (chart: Chart): string => {
     }
     out.push(
       text({ x: gx + groupW / 2, y: bottomY + 20, "font-size": 12, "text-anchor": "middle", fill: "#222" }, g.label),
-      text({ x: gx + groupW / 2, y: bottomY + 36, "font-size": 10, "text-anchor": "middle", fill: "#777" }, g.unit),
+      text({ x: gx + groupW / 2, y: bottomY + 36, "font-size": 10, "text-anchor": "middle", fill: "#777" }, `${g.unit}, 1× = ${short(ref)}`),
     )
   })
   out.push(el("line", { x1: left, y1: bottomY, x2: width - right, y2: bottomY, stroke: "#888" }))

@@ -1,17 +1,22 @@
 /**
- * effect-memcache under test, two ways:
+ * effect-memcache under test, two calling styles:
  * - from Effect code: N long-lived fibers looping `yield* mc.get(k)` in one `runPromise`;
  * - from plain async code: N async workers each awaiting `runtime.runPromise(mc.get(k))`.
+ * (A Promise facade, if the package grows one, is another plain-async style: see bench.ts.)
  */
 import { Cause, Effect, Exit, ManagedRuntime } from "effect"
 import { type ItemInput, McClient, type McClientOptions, type McClientService } from "../../src/index.js"
+import { LatencyRecorder } from "./latency.js"
 import {
+  checkBatch,
+  checkValue,
   isMixedSet,
   KEY_COUNT,
-  makeBatches,
-  makeKeys,
+  LARGE_KEY_COUNT,
+  makeWorkload,
   MULTI_KEYS,
   preloadWith,
+  type AsyncOps,
   type RunResult,
   type Runner,
   runAsyncScenario,
@@ -19,23 +24,19 @@ import {
   startIndex,
   type StopFlag,
   stopAfter,
-  VALUE,
-  VALUE_BYTES,
+  type Workload,
 } from "./types.js"
 
 /** A client and what it works on. */
-export interface Data {
+export interface Data extends Workload {
   readonly mc: McClientService
-  readonly keys: ReadonlyArray<string>
   readonly items: ReadonlyArray<ItemInput>
-  readonly batches: ReadonlyArray<ReadonlyArray<string>>
 }
 
-export const makeData = (mc: McClientService, keys: ReadonlyArray<string>): Data => ({
+const makeData = (mc: McClientService, w: Workload): Data => ({
+  ...w,
   mc,
-  keys,
-  items: keys.map((key) => ({ key, value: VALUE })),
-  batches: makeBatches(keys),
+  items: w.keys.map((key, i) => ({ key, value: w.values[i]! })),
 })
 
 interface Counters {
@@ -45,16 +46,35 @@ interface Counters {
 
 const range = (n: number): ReadonlyArray<number> => Array.from({ length: n }, (_, i) => i)
 
-/** One fiber's loop for a scenario; counts into `c` until `stop` flips. */
-const fiberLoop = (data: Data, scenario: Scenario, stop: StopFlag, c: Counters, w: number) => {
-  const { mc, keys, items, batches } = data
+type Found = ReadonlyMap<string, { readonly value: Uint8Array }>
+const multiOps: Pick<AsyncOps<unknown, Found>, "found" | "multiValue"> = {
+  found: (m) => m.size,
+  multiValue: (m, key) => m.get(key)?.value,
+}
+
+/** One fiber's loop for a scenario; counts into `c` until `stop` flips. Sampled calls are timed and fully checked. */
+const fiberLoop = (data: Data, scenario: Scenario, stop: StopFlag, c: Counters, lat: LatencyRecorder, w: number) => {
+  const { mc, keys, values, texts, largeKeys, largeValues, largeTexts, items, batches } = data
   switch (scenario.kind) {
     case "get":
       return Effect.gen(function* () {
         let i = startIndex(w)
         while (stop.running) {
-          const item = yield* mc.get(keys[i++ % KEY_COUNT]!)
-          if (item.value.length === VALUE_BYTES) c.units++
+          const k = i++ % KEY_COUNT
+          const t0 = lat.start()
+          const item = yield* mc.get(keys[k]!)
+          if (checkValue(item.value, values[k]!, texts[k]!, lat.end(t0)) === 1) c.units++
+          else c.bad++
+        }
+      })
+    case "getLarge":
+      return Effect.gen(function* () {
+        let i = startIndex(w)
+        while (stop.running) {
+          const k = i++ % LARGE_KEY_COUNT
+          const t0 = lat.start()
+          const item = yield* mc.get(largeKeys[k]!)
+          if (checkValue(item.value, largeValues[k]!, largeTexts[k]!, lat.end(t0)) === 1) c.units++
           else c.bad++
         }
       })
@@ -62,7 +82,9 @@ const fiberLoop = (data: Data, scenario: Scenario, stop: StopFlag, c: Counters, 
       return Effect.gen(function* () {
         let i = startIndex(w)
         while (stop.running) {
+          const t0 = lat.start()
           yield* mc.set(items[i++ % KEY_COUNT]!)
+          lat.end(t0)
           c.units++
         }
       })
@@ -70,9 +92,12 @@ const fiberLoop = (data: Data, scenario: Scenario, stop: StopFlag, c: Counters, 
       return Effect.gen(function* () {
         let i = startIndex(w)
         while (stop.running) {
-          const found = yield* mc.getMulti(batches[i++ % batches.length]!)
-          c.units += found.size
-          if (found.size !== MULTI_KEYS) c.bad++
+          const b = i++ % batches.length
+          const t0 = lat.start()
+          const found = yield* mc.getMulti(batches[b]!)
+          const n = checkBatch(multiOps, data, found, b, lat.end(t0))
+          c.units += n
+          if (n !== MULTI_KEYS) c.bad++
         }
       })
     case "mixed":
@@ -80,12 +105,14 @@ const fiberLoop = (data: Data, scenario: Scenario, stop: StopFlag, c: Counters, 
         let i = startIndex(w)
         while (stop.running) {
           const k = i % KEY_COUNT
+          const t0 = lat.start()
           if (isMixedSet(i++)) {
             yield* mc.set(items[k]!)
+            lat.end(t0)
             c.units++
           } else {
             const item = yield* mc.get(keys[k]!)
-            if (item.value.length === VALUE_BYTES) c.units++
+            if (checkValue(item.value, values[k]!, texts[k]!, lat.end(t0)) === 1) c.units++
             else c.bad++
           }
         }
@@ -97,9 +124,10 @@ const fiberLoop = (data: Data, scenario: Scenario, stop: StopFlag, c: Counters, 
 export const runFibers = (data: Data, scenario: Scenario, durationMs: number): Effect.Effect<RunResult> =>
   Effect.suspend(() => {
     const c: Counters = { units: 0, bad: 0 }
+    const lat = new LatencyRecorder()
     const stop = stopAfter(durationMs)
     const start = performance.now()
-    return Effect.forEach(range(scenario.concurrency), (w) => fiberLoop(data, scenario, stop, c, w), {
+    return Effect.forEach(range(scenario.concurrency), (w) => fiberLoop(data, scenario, stop, c, lat, w), {
       concurrency: "unbounded",
       discard: true,
     }).pipe(
@@ -116,6 +144,7 @@ export const runFibers = (data: Data, scenario: Scenario, durationMs: number): E
             : c.bad > 0
               ? "wrong value or short getMulti"
               : undefined,
+          latency: lat.summary(),
         }
       }),
     )
@@ -144,21 +173,27 @@ export interface EffectRunner extends Runner {
   readonly data: () => Data
 }
 
+export interface EffectRunnerSpec {
+  readonly id: string
+  readonly label: string
+  readonly column: string
+  /** its key space */
+  readonly space: string
+  readonly style: "fibers" | "runPromise"
+  readonly disableBinaryEncodedKeys?: boolean
+  /** more layer options (tracing, metrics, tls), noted in the report */
+  readonly layerOptions?: Omit<McClientOptions, "servers">
+  /** how to describe layerOptions in the report, when JSON would not do (e.g. a CA) */
+  readonly optionsNote?: string
+  readonly measures?: (scenario: Scenario) => boolean
+}
+
 /**
  * effect-memcache with `McClient.layer({ servers })` (plus `disableBinaryEncodedKeys` when asked),
  * driven by fibers or by plain async code (`style`).
  */
 export const makeEffectRunner = (
-  spec: {
-    readonly id: string
-    readonly label: string
-    readonly column: string
-    readonly space: string
-    readonly style: "fibers" | "runPromise"
-    readonly disableBinaryEncodedKeys?: boolean
-    /** more layer options (tracing, metrics), noted in the report */
-    readonly layerOptions?: Omit<McClientOptions, "servers">
-  },
+  spec: EffectRunnerSpec,
   server: string,
   /** the package's entry module: this checkout's, or another's (BENCH_BASELINE) */
   api: { readonly McClient: typeof McClient } = { McClient },
@@ -171,39 +206,44 @@ export const makeEffectRunner = (
       ...(plain ? { disableBinaryEncodedKeys: true } : {}),
     }),
   ) as ManagedRuntime.ManagedRuntime<McClient, unknown>
-  const keys = makeKeys(spec.space)
+  const workload = makeWorkload(spec.space)
   let data: Data | undefined
   const styleNote =
     spec.style === "fibers"
       ? "N fibers looping `yield* mc.get(k)` in one runPromise"
       : "N async workers awaiting `runtime.runPromise(mc.get(k))`"
+  const optionsNote = spec.optionsNote ?? (spec.layerOptions === undefined ? undefined : JSON.stringify(spec.layerOptions))
   return {
     id: spec.id,
     label: spec.label,
     column: spec.column,
     group: "ours",
+    callingStyle: spec.style === "fibers" ? "effect" : "plain-async",
+    ...(spec.measures === undefined ? {} : { measures: spec.measures }),
     notes:
       `McClient.layer defaults${plain ? " + disableBinaryEncodedKeys" : " (binary keys)"}` +
-      `${spec.layerOptions === undefined ? "" : ` + ${JSON.stringify(spec.layerOptions)}`}; ${styleNote}`,
+      `${optionsNote === undefined ? "" : ` + ${optionsNote}`}; ${styleNote}`,
     runtime,
     data: () => data!,
     preload: async () => {
       const mc = await runtime.runPromise(api.McClient)
-      data = makeData(mc, keys)
-      const { items } = data
-      await preloadWith((i) => runtime.runPromise(mc.set(items[i]!)), KEY_COUNT)
+      data = makeData(mc, workload)
+      await preloadWith((key, value) => runtime.runPromise(mc.set({ key, value })), data)
     },
     run: (scenario, durationMs) => {
       const d = data!
       if (spec.style === "fibers") return runtime.runPromise(runFibers(d, scenario, durationMs))
-      const { mc, keys, items, batches } = d
+      const { mc } = d
       return runAsyncScenario(
         {
-          get: (i) => runtime.runPromise(mc.get(keys[i]!)),
+          get: (key) => runtime.runPromise(mc.get(key)),
           value: (item) => item.value,
-          set: (i) => runtime.runPromise(mc.set(items[i]!)),
-          getMulti: (b) => runtime.runPromise(mc.getMulti(batches[b]!)).then((found) => found.size),
+          // prebuilt items, as the fibers use
+          set: (key, value, k) => runtime.runPromise(mc.set(k === undefined ? { key, value } : d.items[k]!)),
+          getMulti: (batch) => runtime.runPromise(mc.getMulti(batch)),
+          ...multiOps,
         },
+        d,
         scenario,
         durationMs,
       )
