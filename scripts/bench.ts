@@ -131,9 +131,9 @@ const OBSERVED = ["effect-memcache-traced", "effect-memcache-metrics"] as const
 
 /**
  * effect-memcache's runners against the plaintext server. `style` is the calling style: "fibers"
- * (Effect code) or "runPromise" (plain async code). A runner for a Promise facade, when the
- * package has one, is one more row here (and a style in bench/effect.ts); the plain-async target
- * takes the best of the plain-async rows.
+ * (Effect code), "runPromise" (plain async code calling `runtime.runPromise(op)`) or "promise"
+ * (plain async code on the package's Promise client); the plain-async target takes the best of
+ * the plain-async rows.
  */
 const EFFECT_RUNNERS: ReadonlyArray<EffectRunnerSpec> = [
   { id: HEADLINE, label: "effect-memcache", column: "effect-memcache", space: "em", style: "fibers" },
@@ -162,6 +162,7 @@ const EFFECT_RUNNERS: ReadonlyArray<EffectRunnerSpec> = [
     layerOptions: { metrics: true },
   },
   { id: "effect-memcache-async", label: "effect-memcache via runPromise", column: "em runPromise", space: "ea", style: "runPromise" },
+  { id: "effect-memcache-promise", label: "effect-memcache Promise client", column: "em Promise", space: "ep", style: "promise" },
 ]
 
 const makeRunners = (

@@ -5,7 +5,14 @@
  * (A Promise facade, if the package grows one, is another plain-async style: see bench.ts.)
  */
 import { Cause, Effect, Exit, ManagedRuntime } from "effect"
-import { type ItemInput, McClient, type McClientOptions, type McClientService } from "../../src/index.js"
+import {
+  type ItemInput,
+  makePromiseClient,
+  McClient,
+  type McClientOptions,
+  type McClientService,
+  type McPromiseClient,
+} from "../../src/index.js"
 import { LatencyRecorder } from "./latency.js"
 import {
   checkBatch,
@@ -179,7 +186,7 @@ export interface EffectRunnerSpec {
   readonly column: string
   /** its key space */
   readonly space: string
-  readonly style: "fibers" | "runPromise"
+  readonly style: "fibers" | "runPromise" | "promise"
   readonly disableBinaryEncodedKeys?: boolean
   /** more layer options (tracing, metrics, tls), noted in the report */
   readonly layerOptions?: Omit<McClientOptions, "servers">
@@ -199,19 +206,22 @@ export const makeEffectRunner = (
   api: { readonly McClient: typeof McClient } = { McClient },
 ): EffectRunner => {
   const plain = spec.disableBinaryEncodedKeys === true
-  const runtime = ManagedRuntime.make(
-    api.McClient.layer({
-      ...spec.layerOptions,
-      servers: [server],
-      ...(plain ? { disableBinaryEncodedKeys: true } : {}),
-    }),
-  ) as ManagedRuntime.ManagedRuntime<McClient, unknown>
+  const layer = api.McClient.layer({
+    ...spec.layerOptions,
+    servers: [server],
+    ...(plain ? { disableBinaryEncodedKeys: true } : {}),
+  })
+  const runtime = ManagedRuntime.make(layer) as ManagedRuntime.ManagedRuntime<McClient, unknown>
+  // "promise": the package's Promise client (makePromiseClient), over its own layer.
+  let promised: McPromiseClient | undefined
   const workload = makeWorkload(spec.space)
   let data: Data | undefined
   const styleNote =
     spec.style === "fibers"
       ? "N fibers looping `yield* mc.get(k)` in one runPromise"
-      : "N async workers awaiting `runtime.runPromise(mc.get(k))`"
+      : spec.style === "promise"
+        ? "N async workers awaiting `mc.get(k)` of makePromiseClient(layer)"
+        : "N async workers awaiting `runtime.runPromise(mc.get(k))`"
   const optionsNote = spec.optionsNote ?? (spec.layerOptions === undefined ? undefined : JSON.stringify(spec.layerOptions))
   return {
     id: spec.id,
@@ -226,7 +236,7 @@ export const makeEffectRunner = (
     runtime,
     data: () => data!,
     preload: async () => {
-      const mc = await runtime.runPromise(api.McClient)
+      const mc = spec.style === "promise" ? (promised = await makePromiseClient(layer)).service : await runtime.runPromise(api.McClient)
       data = makeData(mc, workload)
       await preloadWith((key, value) => runtime.runPromise(mc.set({ key, value })), data)
     },
@@ -234,6 +244,20 @@ export const makeEffectRunner = (
       const d = data!
       if (spec.style === "fibers") return runtime.runPromise(runFibers(d, scenario, durationMs))
       const { mc } = d
+      const pc = promised
+      if (pc !== undefined)
+        return runAsyncScenario(
+          {
+            get: (key) => pc.get(key),
+            value: (item) => item.value,
+            set: (key, value, k) => pc.set(k === undefined ? { key, value } : d.items[k]!),
+            getMulti: (batch) => pc.getMulti(batch),
+            ...multiOps,
+          },
+          d,
+          scenario,
+          durationMs,
+        )
       return runAsyncScenario(
         {
           get: (key) => runtime.runPromise(mc.get(key)),
@@ -248,6 +272,6 @@ export const makeEffectRunner = (
         durationMs,
       )
     },
-    close: () => runtime.dispose(),
+    close: () => Promise.all([runtime.dispose(), promised?.close()]).then(() => undefined),
   }
 }
