@@ -10,7 +10,8 @@ import { makeClient } from "./client/Client.js"
 import { gzip } from "./client/Compression.js"
 import { makeKeyEncoder } from "./client/Keys.js"
 import { metricEvents, recordStatus } from "./client/Metrics.js"
-import { type ObserveConfig, observeClient, observeTransport } from "./client/Observability.js"
+import { type ObserveConfig, observeClient, observeReadThrough, observeTransport } from "./client/Observability.js"
+import { type GetOrSetOptions, makeGetOrSet, makeReadThroughOps } from "./client/ReadThrough.js"
 import type { ServerStats, Transport } from "./client/Transport.js"
 import type { DecodeError, InvalidOption, McError, NoServers } from "./Errors.js"
 import { checkOptions } from "./OptionsCheck.js"
@@ -53,16 +54,26 @@ const observeConfigOf = (options: Partial<McClientOptions>): ObserveConfig | und
   return tracing === undefined && !metrics ? undefined : { tracing, metrics }
 }
 
-const clientOver = (base: Transport, options: Partial<McClientOptions>): McClientService => {
+/**
+ * The service over a transport. `scope`: the client's, where getOrSet's background refreshes run
+ * (closing it interrupts them); without one they are daemon fibers.
+ */
+const clientOver = (base: Transport, options: Partial<McClientOptions>, scope: Scope.Scope | undefined): McClientService => {
   // Tracing and metrics wrap the transport and the operations once, here; off, nothing is wrapped.
   const observe = observeConfigOf(options)
   const transport = observe === undefined ? base : observeTransport(base, observe)
-  const client = makeClient(transport, {
-    keys: makeKeyEncoder({ binary: options.disableBinaryEncodedKeys !== true, hash: options.keyHash ?? "sha256-128" }),
-    timeoutMillis: millis(options.timeout, 200),
-    compression: options.compression ?? gzip,
+  const keys = makeKeyEncoder({ binary: options.disableBinaryEncodedKeys !== true, hash: options.keyHash ?? "sha256-128" })
+  const timeoutMillis = millis(options.timeout, 200)
+  const client = makeClient(transport, { keys, timeoutMillis, compression: options.compression ?? gzip })
+  const ops = makeReadThroughOps(transport, keys)
+  const getOrSet = makeGetOrSet(observe === undefined ? ops : observeReadThrough(ops, observe), {
+    keys,
+    timeoutMillis,
+    background: (refresh) => Effect.asVoid(scope === undefined ? Effect.forkDaemon(refresh) : Effect.forkIn(refresh, scope)),
+    tracing: observe?.tracing !== undefined,
   })
-  return observe === undefined ? client : observeClient(client, observe)
+  const service: McClientService = { ...client, getOrSet }
+  return observe === undefined ? service : observeClient(service, observe)
 }
 
 // The connection and in-flight gauges are sampled from `status` this often.
@@ -143,20 +154,24 @@ export const make = (given: McClientOptions): Effect.Effect<McClientService, NoS
       const next = makeKetamaRing(discoveredSpecs(config))
       transport.cluster.setServers(next.servers, next.pick)
     }
-    return clientOver(transport, options)
+    return clientOver(transport, options, yield* Effect.scope)
   })
+
+type MemoryClientOptions = MemoryOptions & Omit<Partial<McClientOptions>, "servers" | "pickServer">
+
+const memoryIn = (given: MemoryClientOptions | undefined, scope: Scope.Scope | undefined) =>
+  Effect.map(
+    checkOptions(given, "unused") as Effect.Effect<MemoryClientOptions, InvalidOption>,
+    (options) => clientOver(makeMemoryTransport(options), options, scope),
+  )
 
 /**
  * The in-memory engine with memcached's semantics; client options other than servers apply.
- * Invalid options fail with `InvalidOption`.
+ * Invalid options fail with `InvalidOption`. (Without a scope, getOrSet's background refreshes
+ * are daemon fibers; `layerMemory` runs them in the layer's scope.)
  */
-export const makeMemory = (
-  given?: MemoryOptions & Omit<Partial<McClientOptions>, "servers" | "pickServer">,
-): Effect.Effect<McClientService, InvalidOption> =>
-  Effect.map(
-    checkOptions(given, "unused") as Effect.Effect<MemoryOptions & Omit<Partial<McClientOptions>, "servers" | "pickServer">, InvalidOption>,
-    (options) => clientOver(makeMemoryTransport(options), options),
-  )
+export const makeMemory = (given?: MemoryClientOptions): Effect.Effect<McClientService, InvalidOption> =>
+  memoryIn(given, undefined)
 
 /** `MEMCACHE_SERVERS`: a comma-separated list of servers. */
 export const serversFromEnv: Config.Config<ReadonlyArray<string>> = Config.string("MEMCACHE_SERVERS").pipe(
@@ -191,9 +206,8 @@ export class McClient extends Context.Tag("effect-memcache/McClient")<McClient, 
     )
 
   /** The in-memory engine: memcached semantics, time from Effect's Clock. */
-  static readonly layerMemory = (
-    options?: MemoryOptions & Omit<Partial<McClientOptions>, "servers" | "pickServer">,
-  ): Layer.Layer<McClient, InvalidOption> => Layer.effect(McClient, makeMemory(options))
+  static readonly layerMemory = (options?: MemoryClientOptions): Layer.Layer<McClient, InvalidOption> =>
+    Layer.scoped(McClient, Effect.flatMap(Effect.scope, (scope) => memoryIn(options, scope)))
 
   static readonly serversFromEnv = serversFromEnv
 
@@ -234,6 +248,8 @@ export class McClient extends Context.Tag("effect-memcache/McClient")<McClient, 
     Effect.flatMap(McClient, (mc): Effect.Effect<ServerStats | ReadonlyMap<string, ServerStats>, McError> =>
       server === undefined ? mc.stats() : mc.stats(server),
     )) as typeof McClient.stats
+  static readonly getOrSet = <A, I, E, R>(key: string, lookup: Effect.Effect<A, E, R>, options: GetOrSetOptions<A, I>) =>
+    Effect.flatMap(McClient, (mc) => mc.getOrSet(key, lookup, options))
   static readonly getAs = <A, I>(schema: Schema.Schema<A, I, never>, key: string, options?: GetOptions & CodecOption) =>
     Effect.flatMap(McClient, (mc) => mc.getAs(schema, key, options))
   static readonly setAs = <A, I>(

@@ -51,4 +51,5 @@ export type {
 } from "./Options.js"
 export type { MemoryOptions } from "./layers/memory.js"
 export type { BinaryCodec, CodecOption, ValueCodec } from "./Codec.js"
+export type { GetOrSet, GetOrSetOptions, LeaseOptions } from "./client/ReadThrough.js"
 export { makeKetamaRing, parseServerSpec, type KetamaRing, type ServerSpec } from "./cluster/Ketama.js"

@@ -32,6 +32,7 @@ import {
   badInput,
   expirationRule,
   expirationSeconds,
+  isCodec,
   isFlag,
   isOptions,
   isValue,
@@ -43,6 +44,7 @@ import {
   unreadable,
 } from "./Inputs.js"
 import type { KeyEncoder } from "./Keys.js"
+import type { GetOrSet } from "./ReadThrough.js"
 import { makeNamespaces } from "./Namespaces.js"
 import { cacheMiss, casConflict, notStored, unexpected } from "./Replies.js"
 import { Hit, type ServerStats, type ServerStatus, type Transport } from "./Transport.js"
@@ -106,6 +108,11 @@ export interface McClientService {
     item: { readonly key: string; readonly value: A; readonly flags?: number | undefined },
     options?: SetOptions & CodecOption,
   ) => Effect.Effect<void, EncodeError | McError | ClientError>
+  /**
+   * The value of `key` decoded with `schema`; on a miss `lookup` computes it, once across
+   * processes (leases) and within this one, and it is stored (src/client/ReadThrough.ts).
+   */
+  readonly getOrSet: GetOrSet
   /** Every server's state, version, connections and requests in flight (no I/O). */
   readonly status: Effect.Effect<ReadonlyArray<ServerStatus>>
   /**
@@ -262,19 +269,8 @@ const checkTimeoutOption = (key: string | undefined, o: unknown, fallback: numbe
   return ms === -1 ? badTimeout(key, timeout) : ms
 }
 
-/** A codec option: "json", "msgpack" or `{ encode, decode }`. */
-const isCodec = (codec: unknown): boolean => {
-  if (codec === undefined || codec === "json" || codec === "msgpack") return true
-  if (typeof codec !== "object" || codec === null) return false
-  try {
-    const c = codec as { readonly encode?: unknown; readonly decode?: unknown }
-    return typeof c.encode === "function" && typeof c.decode === "function"
-  } catch {
-    return false
-  }
-}
-
-export const makeClient = (transport: Transport, config: ClientConfig): McClientService => {
+/** Every operation but `getOrSet`, which is built on top (src/client/ReadThrough.ts). */
+export const makeClient = (transport: Transport, config: ClientConfig): Omit<McClientService, "getOrSet"> => {
   const { keys } = config
   const b = keys.binary
   // Per-call timeouts are checked (and turned into milliseconds) at the top of each operation.

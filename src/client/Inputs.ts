@@ -97,6 +97,18 @@ export const isOptions = (o: unknown): boolean => o === undefined || (typeof o =
 /** An optional boolean option. */
 export const isFlag = (v: unknown): boolean => v === undefined || typeof v === "boolean"
 
+/** A codec option: "json", "msgpack" or `{ encode, decode }`. */
+export const isCodec = (codec: unknown): boolean => {
+  if (codec === undefined || codec === "json" || codec === "msgpack") return true
+  if (typeof codec !== "object" || codec === null) return false
+  try {
+    const c = codec as { readonly encode?: unknown; readonly decode?: unknown }
+    return typeof c.encode === "function" && typeof c.decode === "function"
+  } catch {
+    return false
+  }
+}
+
 /** Any value as short text for an error message. Never throws (Proxies, null prototypes, symbols). */
 export const render = (value: unknown): string => {
   try {

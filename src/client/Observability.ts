@@ -13,6 +13,7 @@ import type { McError } from "../Errors.js"
 import type { McClientService, PartialItems } from "./Client.js"
 import { recordOperation } from "./Metrics.js"
 import { internalCounterOf } from "./Namespaces.js"
+import type { ReadThroughOps } from "./ReadThrough.js"
 import { Hit, type Transport } from "./Transport.js"
 
 export interface TracingConfig {
@@ -200,8 +201,11 @@ const readCounts = (op: string, call: Call, exit: Exit.Exit<unknown, unknown>): 
   return [found, Math.max(0, batch - found - failed), timedOut]
 }
 
-/** The client's operations, each in a span (tracing) and measured (metrics). */
-export const observeClient = (service: McClientService, config: ObserveConfig): McClientService => {
+/**
+ * Wraps one operation in a span (tracing) and measures it (metrics). With `parent`, the operation
+ * runs under its span, so that the spans it makes (getOrSet's requests, its lookup's) are children.
+ */
+const makeWrap = (config: ObserveConfig) => {
   const { tracing, metrics } = config
 
   const finish = (op: string, reads: boolean, call: Call, exit: Exit.Exit<unknown, unknown>, startedAt: number): void => {
@@ -240,7 +244,7 @@ export const observeClient = (service: McClientService, config: ObserveConfig): 
     }
   }
 
-  const wrap = (op: string, f: Op, keyOf: (args: ReadonlyArray<unknown>) => unknown, reads: boolean): Op => {
+  return (op: string, f: Op, keyOf: (args: ReadonlyArray<unknown>) => unknown, reads: boolean, parent = false): Op => {
     const name = `memcached ${op}`
     const spanOptions: Tracer.SpanOptions = {
       kind: "client",
@@ -274,7 +278,8 @@ export const observeClient = (service: McClientService, config: ObserveConfig): 
               const key = keyOf(args)
               if (key !== undefined) span.attribute("db.memcached.key", key)
             }
-            return Effect.onExit(f(...args), (exit) => Effect.sync(() => settle(exit))).pipe(
+            const run = parent ? Effect.withParentSpan(f(...args), span) : f(...args)
+            return Effect.onExit(run, (exit) => Effect.sync(() => settle(exit))).pipe(
               Effect.exit,
               // An outcome (a miss, not stored) ends the span as a success; the caller still gets it.
               Effect.flatMap((exit) =>
@@ -286,10 +291,27 @@ export const observeClient = (service: McClientService, config: ObserveConfig): 
         return Effect.flatten(traced)
       })
   }
+}
 
+/** The client's operations, each in a span (tracing) and measured (metrics). */
+export const observeClient = (service: McClientService, config: ObserveConfig): McClientService => {
+  const wrap = makeWrap(config)
   const observed: Record<string, unknown> = { ...service }
   for (const [op, keyOf, reads] of OPERATIONS) observed[op] = wrap(op, service[op] as Op, keyOf, reads)
+  observed.getOrSet = wrap("getOrSet", service.getOrSet as Op, keyArg(0, false), false, true)
   return observed as unknown as McClientService
+}
+
+/** getOrSet's requests, observed as the operations they are (children of its span). */
+export const observeReadThrough = (ops: ReadThroughOps, config: ObserveConfig): ReadThroughOps => {
+  const wrap = makeWrap(config)
+  const key = keyArg(0, false)
+  return {
+    get: wrap("get", ops.get as Op, key, true) as ReadThroughOps["get"],
+    add: wrap("add", ops.add as Op, key, false) as ReadThroughOps["add"],
+    compareAndSwap: wrap("compareAndSwap", ops.compareAndSwap as Op, key, false) as ReadThroughOps["compareAndSwap"],
+    del: wrap("del", ops.del as Op, key, false) as ReadThroughOps["del"],
+  }
 }
 
 const serverOfCause = (cause: Cause.Cause<unknown>): string | undefined => {
