@@ -36,11 +36,11 @@ export const router = HttpRouter.empty.pipe(HttpRouter.get("/users/:id", getUser
 
 /** memcached at `MEMCACHE_SERVERS` when it is set, else the in-memory engine. */
 export const CacheLive = Layer.unwrapEffect(
-  Effect.map(
+  Effect.flatMap(
     Config.option(McClient.serversFromEnv),
     Option.match({
-      onNone: () => McClient.layerMemory(),
-      onSome: () => McClient.layerFromEnv(),
+      onNone: () => Effect.as(Effect.log("cache: in memory (MEMCACHE_SERVERS is not set)"), McClient.layerMemory()),
+      onSome: (servers) => Effect.as(Effect.log(`cache: memcached at ${servers.join(", ")}`), McClient.layerFromEnv()),
     }),
   ),
 )
