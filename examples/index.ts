@@ -1,6 +1,6 @@
 /**
- * The seed's examples (kinescope/mc's example_test.go), in order. Each runs on its own with
- * `npx tsx examples/<file>.ts`; `npm start` runs them all.
+ * The seed's examples (kinescope/mc's example_test.go), in order, then ours (getOrSet). Each runs
+ * on its own with `npx tsx examples/<file>.ts`; `npm start` runs them all.
  */
 import type { Effect } from "effect"
 import type { McClient } from "../src/index.js"
@@ -13,6 +13,7 @@ import * as CompareAndSwap from "./compare-and-swap.js"
 import * as Dec from "./dec.js"
 import * as Del from "./del.js"
 import * as GetMulti from "./get-multi.js"
+import * as GetOrSet from "./getOrSet.js"
 import * as HotKeyCacheInvalidation from "./hot-key-cache-invalidation.js"
 import * as Inc from "./inc.js"
 import * as MinUses from "./min-uses.js"
@@ -59,4 +60,5 @@ export const examples: ReadonlyArray<Example> = [
   { name: "Probabilistic hot cache", program: ProbabilisticHotCache.program },
   { name: "Serve stale", program: ServeStale.program },
   { name: "Stampeding herd handling", program: StampedingHerdHandling.program },
+  { name: "Read-through (getOrSet): a stampede, one lookup", program: GetOrSet.program },
 ]

@@ -1,6 +1,6 @@
 /**
  * `npm start`: a short tour of effect-memcache. It runs the examples of examples/ (the seed's
- * examples, one file each) against the memcached servers of MEMCACHE_SERVERS when they answer,
+ * examples, one file each, then getOrSet's stampede: many callers, one lookup) against the memcached servers of MEMCACHE_SERVERS when they answer,
  * otherwise against the in-memory engine, and says which one it uses.
  */
 import { Cause, Console, Effect, Exit } from "effect"

@@ -292,10 +292,11 @@ export const makeGetOrSet = (ops: ReadThroughOps, config: ReadThroughConfig): Ge
   // In-flight calls by wire key (two keys with one wire key are one item).
   const inflight = new Map<string, Shared>()
 
-  const event = (name: string, attributes?: Record<string, unknown>): Effect.Effect<void> =>
+  // An event of the current span, which is the call's own (`memcached getOrSet`) when tracing is on.
+  const event = (name: string): Effect.Effect<void> =>
     config.tracing
       ? Effect.flatMap(Effect.currentSpan, (span) =>
-          Effect.flatMap(Clock.currentTimeNanos, (now) => Effect.sync(() => span.event(name, now, attributes))),
+          Effect.flatMap(Clock.currentTimeNanos, (now) => Effect.sync(() => span.event(name, now))),
         ).pipe(Effect.ignore)
       : Effect.void
 

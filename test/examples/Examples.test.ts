@@ -40,6 +40,12 @@ const expected: Record<string, ReadonlyArray<string>> = {
   "Probabilistic hot cache": ["First access - not hit before", "Hot cache item - has been accessed before"],
   "Serve stale": ["Cache miss - need to fetch from source"],
   "Stampeding herd handling": ["Using cached data: cached_value"],
+  // Not the seed's: examples/getOrSet.ts.
+  "Read-through (getOrSet): a stampede, one lookup": [
+    "100 concurrent callers, 1 lookup",
+    "every caller got: Ada (user 42)",
+    "a later call: Ada, still 1 lookup",
+  ],
 }
 
 /** Runs `program` with a Console whose `log` records lines instead of printing them. */
