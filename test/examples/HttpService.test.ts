@@ -138,6 +138,7 @@ describe("memory layer, TestClock", () => {
       const requests = yield* Effect.forkAll(Array.from({ length: 20 }, () => get("/users/9")))
       yield* lookupsSleeping(lookups, 1)
       // No time has passed: not one request could be answered without the lookup.
+      expect(yield* Fiber.poll(requests)).toEqual(Option.none())
       yield* TestClock.adjust(delay)
       const replies = yield* Fiber.join(requests)
       for (const reply of replies) expectUser(reply, 9, 1000)
@@ -231,6 +232,27 @@ describe("CacheLive (MEMCACHE_SERVERS), real time", () => {
           Effect.provide(McClient.layer({ servers: [inject("memcached")] })),
         )
         expect(cached).toEqual(first)
+      }),
+    ),
+  )
+
+  it.live("two instances of the service on one memcached: 20 concurrent requests for a cold id, 1 lookup in all", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const id = freshId()
+        const server = yield* Layer.build(McClient.layer({ servers: [inject("memcached")] }))
+        yield* Effect.ignore(Effect.provide(McClient.del(userKey(id)), server))
+        // Two clients, as two processes would have: only memcached's lease keeps them to one lookup.
+        const a = yield* makeService(cacheFromEnv(inject("memcached")), "100 millis")
+        const b = yield* makeService(cacheFromEnv(inject("memcached")), "100 millis")
+        const replies = yield* Effect.all(
+          Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).get(`/users/${id}`)),
+          { concurrency: "unbounded" },
+        )
+        const users = replies.map(userOf)
+        for (const user of users) expect(user).toEqual(users[0])
+        expect(users[0]).toMatchObject({ id, name: `User ${id}` })
+        expect([...a.lookups, ...b.lookups]).toEqual([id])
       }),
     ),
   )
