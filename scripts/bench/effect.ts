@@ -4,7 +4,7 @@
  * - from plain async code: N async workers each awaiting `runtime.runPromise(mc.get(k))`.
  * (A Promise facade, if the package grows one, is another plain-async style: see bench.ts.)
  */
-import { Cause, Effect, Exit, ManagedRuntime } from "effect"
+import { Effect, ManagedRuntime } from "effect"
 import {
   type ItemInput,
   makePromiseClient,
@@ -29,8 +29,9 @@ import {
   runAsyncScenario,
   type Scenario,
   startIndex,
+  runFiberLoops,
+  type Counters,
   type StopFlag,
-  stopAfter,
   type Workload,
 } from "./types.js"
 
@@ -45,11 +46,6 @@ const makeData = (mc: McClientService, w: Workload): Data => ({
   mc,
   items: w.keys.map((key, i) => ({ key, value: w.values[i]! })),
 })
-
-interface Counters {
-  units: number
-  bad: number
-}
 
 const range = (n: number): ReadonlyArray<number> => Array.from({ length: n }, (_, i) => i)
 
@@ -129,33 +125,7 @@ const fiberLoop = (data: Data, scenario: Scenario, stop: StopFlag, c: Counters, 
 
 /** The whole scenario as one effect: `concurrency` fibers in one runtime. Any failure ends the run. */
 export const runFibers = (data: Data, scenario: Scenario, durationMs: number): Effect.Effect<RunResult> =>
-  Effect.suspend(() => {
-    const c: Counters = { units: 0, bad: 0 }
-    const lat = new LatencyRecorder()
-    const stop = stopAfter(durationMs)
-    const start = performance.now()
-    return Effect.forEach(range(scenario.concurrency), (w) => fiberLoop(data, scenario, stop, c, lat, w), {
-      concurrency: "unbounded",
-      discard: true,
-    }).pipe(
-      Effect.exit,
-      Effect.map((exit): RunResult => {
-        stop.running = false
-        const failed = Exit.isFailure(exit)
-        return {
-          units: c.units,
-          elapsedMs: performance.now() - start,
-          errors: c.bad + (failed ? 1 : 0),
-          firstError: failed
-            ? Cause.pretty(exit.cause).split("\n")[0]
-            : c.bad > 0
-              ? "wrong value or short getMulti"
-              : undefined,
-          latency: lat.summary(),
-        }
-      }),
-    )
-  })
+  runFiberLoops(scenario.concurrency, durationMs, (stop, c, lat, w) => fiberLoop(data, scenario, stop, c, lat, w))
 
 /** `count` gets spread over `concurrency` fibers (for the heap check). */
 export const runFiberGets = (

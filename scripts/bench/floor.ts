@@ -11,7 +11,7 @@
  * - `floor/promise`: the same socket, one Promise per call from N async workers.
  */
 import * as net from "node:net"
-import { Cause, Data, Effect, Exit } from "effect"
+import { Data, Effect } from "effect"
 import { LatencyRecorder } from "./latency.js"
 import {
   type AsyncOps,
@@ -28,8 +28,9 @@ import {
   sameValue,
   type Scenario,
   startIndex,
+  runFiberLoops,
+  type Counters,
   type StopFlag,
-  stopAfter,
   type Workload,
 } from "./types.js"
 
@@ -210,11 +211,6 @@ const countFound = (values: ReadonlyArray<Buffer | undefined>): number => {
   return n
 }
 
-interface Counters {
-  units: number
-  bad: number
-}
-
 /** One fiber's loop; sampled calls are timed and their whole value checked. */
 const fiberLoop = (s: MinimalMetaSocket, data: Workload, scenario: Scenario, stop: StopFlag, c: Counters, lat: LatencyRecorder, w: number) => {
   const { keys, values, texts, largeKeys, largeValues, largeTexts, batches } = data
@@ -281,29 +277,8 @@ const countRight = (found: ReadonlyArray<Buffer | undefined>, data: Workload, b:
   return ok
 }
 
-const runFloorFibers = (s: MinimalMetaSocket, data: Workload, scenario: Scenario, durationMs: number): Promise<RunResult> => {
-  const c: Counters = { units: 0, bad: 0 }
-  const lat = new LatencyRecorder()
-  const stop = stopAfter(durationMs)
-  const start = performance.now()
-  const workers = Array.from({ length: scenario.concurrency }, (_, w) => w)
-  return Effect.runPromise(
-    Effect.forEach(workers, (w) => fiberLoop(s, data, scenario, stop, c, lat, w), { concurrency: "unbounded", discard: true }).pipe(
-      Effect.exit,
-      Effect.map((exit): RunResult => {
-        stop.running = false
-        const failed = Exit.isFailure(exit)
-        return {
-          units: c.units,
-          elapsedMs: performance.now() - start,
-          errors: c.bad + (failed ? 1 : 0),
-          firstError: failed ? Cause.pretty(exit.cause).split("\n")[0] : c.bad > 0 ? "wrong value or short getMulti" : undefined,
-          latency: lat.summary(),
-        }
-      }),
-    ),
-  )
-}
+const runFloorFibers = (s: MinimalMetaSocket, data: Workload, scenario: Scenario, durationMs: number): Promise<RunResult> =>
+  Effect.runPromise(runFiberLoops(scenario.concurrency, durationMs, (stop, c, lat, w) => fiberLoop(s, data, scenario, stop, c, lat, w)))
 
 const promiseOps = (s: MinimalMetaSocket): AsyncOps<Buffer | undefined, Array<Buffer | undefined>> => ({
   get: (key) =>

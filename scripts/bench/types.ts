@@ -3,6 +3,7 @@
  * they work on, and what one timed run measures. Every runner gets the same keys (in its own key
  * space), the same values and the same concurrency.
  */
+import { Cause, Effect, Exit } from "effect"
 import { type Latency, LatencyRecorder } from "./latency.js"
 
 export const KEY_COUNT = 1_000
@@ -135,6 +136,43 @@ export const stopAfter = (durationMs: number): StopFlag => {
   }, durationMs)
   return flag
 }
+
+/** What a fiber loop counts: units done, and calls that got a wrong answer. */
+export interface Counters {
+  units: number
+  bad: number
+}
+
+/**
+ * `concurrency` fibers running `loop(stop, counters, latency, w)` until the run's time is up, in
+ * one effect: any failure ends the run and is reported as its first error.
+ */
+export const runFiberLoops = (
+  concurrency: number,
+  durationMs: number,
+  loop: (stop: StopFlag, c: Counters, lat: LatencyRecorder, w: number) => Effect.Effect<void, unknown>,
+): Effect.Effect<RunResult> =>
+  Effect.suspend(() => {
+    const c: Counters = { units: 0, bad: 0 }
+    const lat = new LatencyRecorder()
+    const stop = stopAfter(durationMs)
+    const start = performance.now()
+    const workers = Array.from({ length: concurrency }, (_, w) => w)
+    return Effect.forEach(workers, (w) => loop(stop, c, lat, w), { concurrency: "unbounded", discard: true }).pipe(
+      Effect.exit,
+      Effect.map((exit): RunResult => {
+        stop.running = false
+        const failed = Exit.isFailure(exit)
+        return {
+          units: c.units,
+          elapsedMs: performance.now() - start,
+          errors: c.bad + (failed ? 1 : 0),
+          firstError: failed ? Cause.pretty(exit.cause).split("\n")[0] : c.bad > 0 ? "wrong value or short getMulti" : undefined,
+          latency: lat.summary(),
+        }
+      }),
+    )
+  })
 
 export const describe = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e.message}` : String(e))
 
