@@ -19,6 +19,7 @@ import { refusedAddress } from "../support/fakeServer.js"
 import { uniqueKey } from "../support/layers.js"
 import { type Fault, normal, type ScriptedServer, scriptedServer } from "../support/scriptedServer.js"
 import { textRequest } from "../support/textProtocol.js"
+import { stopProcess } from "../support/signals.js"
 
 const decoder = new TextDecoder()
 
@@ -231,7 +232,7 @@ describe("getMulti across servers", () => {
         }
       })
       const { plain, partial } = yield* Effect.gen(function* () {
-        process.kill(pid, "SIGSTOP")
+        stopProcess(pid)
         const plain = yield* timed(mc.getMulti(keys))
         const partial = yield* timed(mc.getMulti(keys, { partial: true }))
         return { plain, partial }

@@ -23,6 +23,7 @@ import { type MemcachedProcess, startMemcached } from "../../scripts/memcached.j
 import { failureTag } from "../support/exits.js"
 import { uniqueKey } from "../support/layers.js"
 import { captureHealth } from "../support/logs.js"
+import { stopProcess } from "../support/signals.js"
 
 const decoder = new TextDecoder()
 
@@ -85,7 +86,7 @@ const setup = (failoverTtl?: number) =>
     const stopA = (probeKey: string) =>
       Effect.gen(function* () {
         outages++
-        a.process.kill("SIGSTOP")
+        stopProcess(a.process.pid!)
         const start = performance.now()
         let gets = 0
         while (countOf("marked down") < outages) {

@@ -26,6 +26,7 @@ import { failureOf, failureTag } from "../support/exits.js"
 import { uniqueKey } from "../support/layers.js"
 import { textRequest } from "../support/textProtocol.js"
 import { captureHealth } from "../support/logs.js"
+import { stopProcess } from "../support/signals.js"
 
 const decoder = new TextDecoder()
 
@@ -334,7 +335,7 @@ describe("connection life cycle", () => {
         const openUnderLoad = proxy.open()
 
         // The server freezes; a get on it times out, and its connection stalls → marked down.
-        process.kill(pid, "SIGSTOP")
+        stopProcess(pid)
         const stopped = yield* Effect.forEach(keys.slice(0, 20), (key) => Effect.exit(mc.get(key)), { concurrency: "unbounded" })
         const markedDownAt = performance.now()
         while (!health.lines.some((l) => l.includes("marked down"))) {
