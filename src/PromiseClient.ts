@@ -11,7 +11,7 @@
 import { Cause, Effect, Exit, type Layer, ManagedRuntime } from "effect"
 import type { GetOrSetOptions } from "./client/ReadThrough.js"
 import { registerOf } from "./client/Transport.js"
-import { ConnectionError } from "./Errors.js"
+import { ClientError, ConnectionError } from "./Errors.js"
 import type { Item, ItemInput } from "./Item.js"
 import { McClient, type McClientService, type PartialItems, type ServerStats, type ServerStatus } from "./McClient.js"
 import type {
@@ -112,7 +112,9 @@ export const makePromiseClient = async <E>(layer: Layer.Layer<McClient, E>): Pro
     touch: (key, expiration, options) => run(mc.touch(key, expiration, options)),
     purgeNamespace: (namespace, options) => run(mc.purgeNamespace(namespace, options)),
     getOrSet: (key, lookup, options) =>
-      run(mc.getOrSet(key, Effect.tryPromise({ try: lookup, catch: (error) => error }), options)),
+      typeof lookup !== "function"
+        ? Promise.reject(new ClientError({ reason: `getOrSet: lookup must be a function returning a Promise, got ${typeof lookup}` }))
+        : run(mc.getOrSet(key, Effect.tryPromise({ try: () => lookup(), catch: (error) => error }), options)),
     status: () => run(mc.status),
     stats: ((server?: string) => (server === undefined ? run(mc.stats()) : run(mc.stats(server)))) as McPromiseClient["stats"],
     service: mc,

@@ -15,6 +15,8 @@ import {
   NotStored,
   valueText,
 } from "../src/index.js"
+import * as fc from "fast-check"
+import { hostile } from "./support/hostile.js"
 import { targets, uniqueKey } from "./support/layers.js"
 import { type ScriptedRequest, scriptedServer } from "./support/scriptedServer.js"
 
@@ -212,4 +214,49 @@ describe("Promise client: the fast path and its limits", () => {
     const error = await rejectionOf(makePromiseClient(McClient.layer({ servers: [] })))
     expect(error).toMatchObject({ _tag: "NoServers" })
   })
+})
+
+describe("Promise client: any JavaScript value", () => {
+  const OPERATIONS = [
+    "get", "getMulti", "set", "add", "replace", "append", "prepend", "compareAndSwap", "del", "inc", "dec",
+    "touch", "purgeNamespace", "stats", "getOrSet",
+  ] as const
+  const SETTLED = 2000
+
+  it.each(targets.filter((t) => t.name !== "memcached-tls"))(
+    "on $name: every operation returns a Promise that settles with a value or a typed error, and the client still works",
+    ({ layer }) =>
+      withClient(makePromiseClient(layer()), async (mc) => {
+        await fc.assert(
+          fc.asyncProperty(fc.constantFrom(...OPERATIONS), fc.array(hostile, { maxLength: 4 }), async (op, args) => {
+            let promise: unknown
+            try {
+              promise = (mc[op] as (...a: ReadonlyArray<unknown>) => unknown)(...args)
+            } catch (error) {
+              throw new Error(`${op} threw synchronously: ${String(error)}`)
+            }
+            expect(promise).toBeInstanceOf(Promise)
+            let timer: NodeJS.Timeout | undefined
+            const outcome = await Promise.race([
+              (promise as Promise<unknown>).then(
+                () => ({ ok: true as const }),
+                (error: unknown) => ({ ok: false as const, error }),
+              ),
+              new Promise<"hung">((resolve) => (timer = setTimeout(() => resolve("hung"), SETTLED))),
+            ])
+            clearTimeout(timer)
+            expect(outcome, `${op} did not settle within ${SETTLED} ms`).not.toBe("hung")
+            if (outcome !== "hung" && !outcome.ok) {
+              expect(outcome.error, `${op} rejected with an untyped value`).toBeInstanceOf(Error)
+              expect(typeof (outcome.error as { _tag?: unknown })._tag).toBe("string")
+            }
+          }),
+          { numRuns: 400 },
+        )
+        const key = uniqueKey("after-hostile")
+        await mc.set({ key, value: `value of ${key}` })
+        expect(valueText(await mc.get(key))).toBe(`value of ${key}`)
+      }),
+    60_000,
+  )
 })

@@ -12,64 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { inject } from "vitest"
 import { McClient, type McClientService } from "../../src/index.js"
 import { failureTag } from "../support/exits.js"
-
-// ---------------------------------------------------------------------------------------------
-// Hostile values
-
-// Throws on every read by name (fast-check itself asks for symbols: those are answered).
-const throwingProxy = () => {
-  const boom = (): never => {
-    throw new Error("boom")
-  }
-  return new Proxy(
-    {},
-    {
-      get: (t, p) => (typeof p === "symbol" ? Reflect.get(t, p) : boom()),
-      has: (t, p) => (typeof p === "symbol" ? Reflect.has(t, p) : boom()),
-      ownKeys: boom,
-      getOwnPropertyDescriptor: boom,
-    },
-  )
-}
-
-const weirdNumber = fc.constantFrom(
-  NaN, Infinity, -Infinity, -0, 0, 1, -1, 0.5, 1.5, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53, 2 ** 53 + 2,
-  2 ** 64, Number.MAX_VALUE, Number.MIN_VALUE, 65535, 65536, 60 * 60 * 24 * 30, 60 * 60 * 24 * 30 + 1, 3600,
-)
-const weirdString = fc.oneof(
-  fc.string(),
-  fc.string({ unit: "binary", maxLength: 8 }),
-  fc.constantFrom(
-    "", " ", "a b", "a\r\nb", "\r\n", "\n", "\u0000", "é", "😀", "\uD800", "x\uDC00y", "1 hour", "2 seconds", "-1 seconds",
-    "1 milli", "1.5 seconds", "30 days", "31 days", "Infinity", "1e3", "5", "sha256-128", "json", "msgpack",
-  ),
-)
-const weirdDuration = fc.constantFrom(
-  Duration.zero, Duration.infinity, Duration.nanos(1n), Duration.millis(1), Duration.seconds(1), Duration.millis(1500),
-  Duration.hours(1), Duration.days(30), Duration.days(31),
-)
-const weirdObject = fc.oneof(
-  fc.constant(null).map(() => throwingProxy()),
-  fc.constant(null).map(() => new Proxy(new Uint8Array(3), {})),
-  fc.constant(null).map(() => ({ toString: () => { throw new Error("no") }, valueOf: () => 5 })),
-  fc.constant(null).map(() => Object.create(null) as object),
-  fc.constant(null).map(() => new Date(0)),
-  fc.constant(null).map(() => new Float64Array(2)),
-  fc.constant(null).map(() => [1, "a", null]),
-  fc.constant(null).map(() => ({ length: 3, 0: 1 })),
-)
-const hostile: fc.Arbitrary<unknown> = fc.oneof(
-  fc.anything({ withBigInt: true, withMap: true, withSet: true, withTypedArray: true, withNullPrototype: true }),
-  weirdNumber,
-  weirdString,
-  fc.bigInt(),
-  fc.constantFrom(-1n, 0n, 1n, 2n ** 64n, 2n ** 64n - 1n, -(2n ** 63n)),
-  weirdDuration,
-  weirdObject,
-  fc.func(fc.anything()),
-  fc.constantFrom(undefined, null, true, false, Symbol("s")),
-  fc.uint8Array({ maxLength: 8 }),
-)
+import { hostile, weirdDuration, weirdNumber, weirdString } from "../support/hostile.js"
 
 /** A field of an options object: usually a plausible value of its kind, else anything. */
 const field = <A>(plausible: fc.Arbitrary<A>) => fc.oneof({ weight: 3, arbitrary: plausible }, { weight: 1, arbitrary: hostile })
