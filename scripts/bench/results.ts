@@ -40,6 +40,7 @@ const SERIES: ReadonlyArray<ChartSeries> = [
   { id: "effect-memcache", label: "effect-memcache", color: "#1f5fbf" },
   { id: "effect-memcache-plain", label: "effect-memcache, plain keys", color: "#5b8fe0" },
   { id: "effect-memcache-async", label: "effect-memcache via runPromise", color: "#a8c4f0", darkText: true },
+  { id: "effect-memcache-promise", label: "effect-memcache Promise client", color: "#7fb3d5", darkText: true },
   { id: "effect-memcache-tls", label: "effect-memcache over TLS", color: "#2a9d8f" },
   { id: "floor/effect", label: "floor: bare Effect.async", color: "#555555" },
   { id: "floor/promise", label: "floor: Promise", color: "#aaaaaa", darkText: true },
