@@ -76,16 +76,18 @@ export const make = (options: PersistenceOptions = {}): Effect.Effect<Persistenc
                   e._tag === "PersistenceError" ? e : backingError("get")(e),
                 ),
               ),
-            getMany: (keys) =>
-              mc.getMulti(keys.map(wireKey)).pipe(
+            getMany: (keys) => {
+              const wires = keys.map(wireKey)
+              return mc.getMulti(wires).pipe(
                 Effect.mapError(backingError("getMany")),
                 Effect.flatMap((items) =>
-                  Effect.forEach(keys, (key) => {
-                    const item = items.get(wireKey(key))
+                  Effect.forEach(wires, (wire) => {
+                    const item = items.get(wire)
                     return item === undefined ? Effect.succeedNone : Effect.asSome(parse("getMany", item))
                   }),
                 ),
-              ),
+              )
+            },
             set: (key, value, ttl) => set("set", key, value, ttl),
             setMany: (entries) =>
               Effect.forEach(entries, ([key, value, ttl]) => set("setMany", key, value, ttl), {

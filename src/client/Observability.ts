@@ -269,7 +269,8 @@ const makeWrap = (config: ObserveConfig) => {
         }
         // The operation does not run under `withParentSpan` (a context copy per call, measured at
         // half the tracing cost): nothing in it reads the parent but its own child spans, which
-        // find it through the call.
+        // find it through the call. `parent` (getOrSet) is the exception: its lookup is the
+        // caller's code, whose spans find their parent only in the context.
         const clock = Context.get(fiber.getFiberRef(DefaultServices.currentServices), Clock.Clock)
         const timed = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
         // The span is ended here, with the call's settling, instead of by `useSpan`: one `onExit`

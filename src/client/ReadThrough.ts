@@ -158,15 +158,16 @@ export const makeReadThroughOps = (transport: Transport, keys: KeyEncoder): Read
   const b = keys.binary
   return {
     get: (key, wire, N, R, timeoutMillis) =>
-      transport.request(key, {
+      transport.request(
+        key,
+        {
           command: "mg",
           key: wire,
           flags: { b, c: true, f: true, v: true, ...(N === undefined ? {} : { N }), ...(R === undefined ? {} : { R }) },
-        }, decodeFound, {
-        timeoutMillis,
-        idempotent: true,
-        key,
-      }),
+        },
+        decodeFound,
+        { timeoutMillis, idempotent: true, key },
+      ),
     add: (key, wire, value, F, T, timeoutMillis) =>
       transport.request(
         key,

@@ -34,6 +34,9 @@ const quietFlags = (flags: GetFlags): GetFlags => {
 
 export const isRetryable = (e: { readonly _tag: string }): boolean => e._tag === "ConnectionError" || e._tag === "CorruptResponse"
 
+/** A key's outcome is a failure of its server under it (retried within the deadline). */
+const failedRetryably = (o: ManyOutcome): o is McError => o !== undefined && !(o instanceof Hit) && isRetryable(o)
+
 interface Sent {
   readonly server: string
   /** indices of the keys, in the call's key list */
@@ -145,14 +148,6 @@ export const makeGetMany =
           },
         })
 
-      const retryable = (): boolean => {
-        for (let i = 0; i < n; i++) {
-          const o = outcomes[i]
-          if (o !== undefined && !(o instanceof Hit) && isRetryable(o)) return true
-        }
-        return false
-      }
-
       const retries = Effect.gen(function* () {
         const driver = yield* Schedule.driver(retry)
         while (true) {
@@ -160,7 +155,7 @@ export const makeGetMany =
           let last: McError | undefined
           for (let i = 0; i < n; i++) {
             const o = outcomes[i]
-            if (o !== undefined && !(o instanceof Hit) && isRetryable(o)) {
+            if (failedRetryably(o)) {
               again.push(i)
               last = o
             }
@@ -177,7 +172,7 @@ export const makeGetMany =
         // A deadline that passed while keys waited for a retry is a timeout.
         for (let i = 0; i < n; i++) {
           const o = outcomes[i]
-          if (o !== undefined && !(o instanceof Hit) && isRetryable(o) && Date.now() >= deadline) {
+          if (failedRetryably(o) && Date.now() >= deadline) {
             outcomes[i] = withoutStack(
               () => new Timeout({ server: o._tag === "ConnectionError" ? o.server : "", timeoutMillis: options.timeoutMillis, key: routingKeys[i] }),
             )
@@ -187,5 +182,5 @@ export const makeGetMany =
       })
 
       // Retries, and their schedule's driver, only when a server failed under some keys.
-      return Effect.flatMap(round(Array.from({ length: n }, (_, i) => i)), () => (retryable() ? retries : Effect.succeed(outcomes)))
+      return Effect.flatMap(round(Array.from({ length: n }, (_, i) => i)), () => (outcomes.some(failedRetryably) ? retries : Effect.succeed(outcomes)))
     })
