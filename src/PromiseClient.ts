@@ -10,7 +10,7 @@
  */
 import { Cause, Effect, Exit, type Layer, ManagedRuntime } from "effect"
 import type { GetOrSetOptions } from "./client/ReadThrough.js"
-import { registerOf } from "./client/Transport.js"
+import { captureRegister } from "./client/Transport.js"
 import { ClientError, ConnectionError } from "./Errors.js"
 import type { Item, ItemInput } from "./Item.js"
 import { McClient, type McClientService, type PartialItems, type ServerStats, type ServerStatus } from "./McClient.js"
@@ -82,9 +82,9 @@ export const makePromiseClient = async <E>(layer: Layer.Layer<McClient, E>): Pro
       ? Promise.reject(new ConnectionError({ server: "", reason: "client closed" }))
       : runtime.runPromiseExit(effect).then((exit) => (Exit.isSuccess(exit) ? exit.value : Promise.reject(rejection(exit.cause))))
 
-  const run = <A, X>(effect: Effect.Effect<A, X>): Promise<A> => {
+  const run = <A, X>(make: () => Effect.Effect<A, X>): Promise<A> => {
     // After close, a request's own register step fails it with ConnectionError, as on the runtime.
-    const register = registerOf(effect)
+    const { effect, register } = captureRegister(make)
     if (register === undefined) return onRuntime(effect)
     return new Promise<A>((resolve, reject) => {
       register((outcome) => {
@@ -98,25 +98,25 @@ export const makePromiseClient = async <E>(layer: Layer.Layer<McClient, E>): Pro
   }
 
   return {
-    get: (key, options) => run(mc.get(key, options)),
-    getMulti: ((keys: Iterable<string>, options?: GetMultiOptions) => run(mc.getMulti(keys, options))) as McPromiseClient["getMulti"],
-    set: (item, options) => run(mc.set(item, options)),
-    add: (item, options) => run(mc.add(item, options)),
-    replace: (item, options) => run(mc.replace(item, options)),
-    append: (item, options) => run(mc.append(item, options)),
-    prepend: (item, options) => run(mc.prepend(item, options)),
-    compareAndSwap: (item, options) => run(mc.compareAndSwap(item, options)),
-    del: (key, options) => run(mc.del(key, options)),
-    inc: (key, delta, expiration, options) => run(mc.inc(key, delta, expiration, options)),
-    dec: (key, delta, expiration, options) => run(mc.dec(key, delta, expiration, options)),
-    touch: (key, expiration, options) => run(mc.touch(key, expiration, options)),
-    purgeNamespace: (namespace, options) => run(mc.purgeNamespace(namespace, options)),
+    get: (key, options) => run(() => mc.get(key, options)),
+    getMulti: ((keys: Iterable<string>, options?: GetMultiOptions) => run(() => mc.getMulti(keys, options))) as McPromiseClient["getMulti"],
+    set: (item, options) => run(() => mc.set(item, options)),
+    add: (item, options) => run(() => mc.add(item, options)),
+    replace: (item, options) => run(() => mc.replace(item, options)),
+    append: (item, options) => run(() => mc.append(item, options)),
+    prepend: (item, options) => run(() => mc.prepend(item, options)),
+    compareAndSwap: (item, options) => run(() => mc.compareAndSwap(item, options)),
+    del: (key, options) => run(() => mc.del(key, options)),
+    inc: (key, delta, expiration, options) => run(() => mc.inc(key, delta, expiration, options)),
+    dec: (key, delta, expiration, options) => run(() => mc.dec(key, delta, expiration, options)),
+    touch: (key, expiration, options) => run(() => mc.touch(key, expiration, options)),
+    purgeNamespace: (namespace, options) => run(() => mc.purgeNamespace(namespace, options)),
     getOrSet: (key, lookup, options) =>
       typeof lookup !== "function"
         ? Promise.reject(new ClientError({ reason: `getOrSet: lookup must be a function returning a Promise, got ${typeof lookup}` }))
-        : run(mc.getOrSet(key, Effect.tryPromise({ try: () => lookup(), catch: (error) => error }), options)),
-    status: () => run(mc.status),
-    stats: ((server?: string) => (server === undefined ? run(mc.stats()) : run(mc.stats(server)))) as McPromiseClient["stats"],
+        : run(() => mc.getOrSet(key, Effect.tryPromise({ try: () => lookup(), catch: (error) => error }), options)),
+    status: () => run(() => mc.status),
+    stats: ((server?: string) => (server === undefined ? run(() => mc.stats()) : run(() => mc.stats(server)))) as McPromiseClient["stats"],
     service: mc,
     close: () => {
       closed = true

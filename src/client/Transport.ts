@@ -111,20 +111,45 @@ export interface TransportEvents {
 /** The register step of a request's `Effect.async`: it sends the request, and the reply resumes it. */
 export type Register<A, E> = (resume: (outcome: Effect.Effect<A, E>) => void) => void | Effect.Effect<void>
 
-const registerKey = Symbol.for("effect-memcache/Register")
+// Set only while `captureRegister` builds an effect: the last register step `registered` made.
+let capturing = false
+interface Captured {
+  readonly effect: unknown
+  readonly register: Register<any, any>
+}
+let captured: Captured | undefined
 
 /**
- * A request as `Effect.async(register)`, carrying its register step, so that code outside Effect
- * (the Promise client) can send it without starting a fiber, through the same routing, slots and
- * decoding. Only the transport's own request effect carries it: an operation that is more than one
- * request, or is wrapped (spans, metrics), is an effect without it and runs on the runtime.
+ * A request as `Effect.async(register)`. Code outside Effect (the Promise client) can get its
+ * register step through `captureRegister` and send the request without starting a fiber, through
+ * the same routing, slots and decoding. Only the transport's own request effect has one: an
+ * operation that is more than one request, or is wrapped (spans, metrics), is an effect without it
+ * and runs on the runtime. Nothing is attached to the effect (an extra property on every request
+ * effect cost an allocation per call); outside a capture this is one boolean check.
  */
 export const registered = <A, E>(register: Register<A, E>): Effect.Effect<A, E> => {
   const effect = Effect.async<A, E>(register)
-  ;(effect as unknown as Record<symbol, unknown>)[registerKey] = register
+  if (capturing) captured = { effect, register }
   return effect
 }
 
-/** The register step a request effect carries (`registered`), if any. */
-export const registerOf = <A, E>(effect: Effect.Effect<A, E, unknown>): Register<A, E> | undefined =>
-  (effect as unknown as Record<symbol, Register<A, E> | undefined>)[registerKey]
+/**
+ * Builds an effect with `make` and returns it with its register step, when the effect is a
+ * request's own (`registered`) and not something built around one.
+ */
+export const captureRegister = <A, E>(
+  make: () => Effect.Effect<A, E>,
+): { readonly effect: Effect.Effect<A, E>; readonly register: Register<A, E> | undefined } => {
+  capturing = true
+  captured = undefined
+  let effect: Effect.Effect<A, E>
+  try {
+    effect = make()
+  } finally {
+    capturing = false
+  }
+  // `make` sets it (TypeScript cannot see that through the call)
+  const found = captured as Captured | undefined
+  captured = undefined
+  return { effect, register: found !== undefined && found.effect === effect ? found.register : undefined }
+}

@@ -21,6 +21,22 @@ type Resume<A, E> = (effect: Effect.Effect<A, E>) => void
 /** Error replies carry no opaque token: they answer whatever request is at the head. */
 const isErrorReply = (reply: Reply): boolean => reply.code === "CLIENT_ERROR" || reply.code === "SERVER_ERROR"
 
+/**
+ * What a single request's slot needs from the operation that sent it: the reply codes that can
+ * answer it, how to decode the reply, and what a failure of the connection turns into. One object
+ * per call (the transport's), read by every run of the call's effect: a slot adds no closures.
+ */
+export interface RequestSpec<A, E> {
+  /** the reply codes that can answer the request (`acceptedReplies`) */
+  readonly accepts: number
+  /** the caller's key, for error context */
+  readonly key: string
+  readonly timeoutMillis: number
+  decode(reply: Reply, server: string): Effect.Effect<A, E>
+  /** the connection failed under the request; `deadline` is the call's */
+  recover(error: SlotFailure, deadline: number): Effect.Effect<A, E>
+}
+
 /** One request, one reply. */
 export class SingleReplySlot<A, E> implements Slot {
   abandoned = false
@@ -28,26 +44,29 @@ export class SingleReplySlot<A, E> implements Slot {
   opaque = ""
   constructor(
     private readonly resume: Resume<A, E>,
-    private readonly decode: (reply: Reply, server: string, key: string) => Effect.Effect<A, E>,
-    private readonly recover: (error: SlotFailure, deadline: number) => Effect.Effect<A, E>,
-    /** the reply codes that can answer the request (`acceptedReplies`) */
-    private readonly accepts: number,
+    private readonly spec: RequestSpec<A, E>,
     private readonly server: string,
-    readonly key: string,
     readonly deadline: number,
-    readonly timeoutMillis: number,
   ) {}
+
+  get key(): string {
+    return this.spec.key
+  }
+
+  get timeoutMillis(): number {
+    return this.spec.timeoutMillis
+  }
 
   get weight(): number {
     return 1
   }
 
   onReply(reply: Reply): ReplyFit {
-    if (reply.opaque === this.opaque ? (this.accepts & replyBit[reply.code]) === 0 : !(reply.opaque === undefined && isErrorReply(reply)))
+    if (reply.opaque === this.opaque ? (this.spec.accepts & replyBit[reply.code]) === 0 : !(reply.opaque === undefined && isErrorReply(reply)))
       return DESYNC
     if (!this.abandoned) {
       this.abandoned = true
-      this.resume(this.decode(reply, this.server, this.key))
+      this.resume(this.spec.decode(reply, this.server))
     }
     return DONE
   }
@@ -55,7 +74,7 @@ export class SingleReplySlot<A, E> implements Slot {
   onFailure(error: SlotFailure): void {
     if (!this.abandoned) {
       this.abandoned = true
-      this.resume(this.recover(error, this.deadline))
+      this.resume(this.spec.recover(error, this.deadline))
     }
   }
 }
@@ -143,18 +162,15 @@ export class BatchSlot implements Slot {
 }
 
 /** One request on a given connection, answered with its raw reply (cold paths: repairs). */
-export const requestOn = (conn: Connection, req: MetaRequest, timeoutMillis: number): Effect.Effect<Reply, SlotFailure> =>
-  Effect.async<Reply, SlotFailure>((resume) => {
-    const now = Date.now()
-    const slot = new SingleReplySlot<Reply, SlotFailure>(
-      resume,
-      Exit.succeed,
-      Exit.fail,
-      acceptedReplies(req),
-      conn.server,
-      req.command === "mn" ? "" : req.key,
-      now + timeoutMillis,
-      timeoutMillis,
-    )
-    conn.send(encodeLine(req), req.command === "ms" ? req.value : undefined, slot)
+export const requestOn = (conn: Connection, req: MetaRequest, timeoutMillis: number): Effect.Effect<Reply, SlotFailure> => {
+  const spec: RequestSpec<Reply, SlotFailure> = {
+    accepts: acceptedReplies(req),
+    key: req.command === "mn" ? "" : req.key,
+    timeoutMillis,
+    decode: Exit.succeed,
+    recover: Exit.fail,
+  }
+  return Effect.async<Reply, SlotFailure>((resume) => {
+    conn.send(encodeLine(req), req.command === "ms" ? req.value : undefined, new SingleReplySlot(resume, spec, conn.server, Date.now() + timeoutMillis))
   })
+}

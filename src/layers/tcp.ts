@@ -2,22 +2,17 @@
  * The TCP transport: real memcached servers through pipelined `node:net` connections.
  *
  * Each request is one `Effect.async` whose register step routes the key, queues the slot and
- * writes, all synchronously (DESIGN.md §3). An interrupted request keeps its slot, so its late
- * reply is read and dropped by the connection.
+ * writes, all synchronously (tcpRequest.ts, DESIGN.md §3).
  */
-import { Effect, Exit, FiberSet, Schedule, type Scope } from "effect"
-import { capTtl, changesItem } from "../cluster/Failover.js"
+import { Effect, FiberSet, Schedule, type Scope } from "effect"
 import { Cluster } from "../cluster/Cluster.js"
 import type { HealthEvent } from "../cluster/ServerPool.js"
-import { Connection } from "../connection/Connection.js"
-import { SingleReplySlot } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
-import { registered, type RequestOptions, type ServerStats, type ServerStatus, type Transport, type TransportEvents } from "../client/Transport.js"
-import { ClientError, type McError, Timeout, withoutStack } from "../Errors.js"
+import type { ServerStats, ServerStatus, Transport, TransportEvents } from "../client/Transport.js"
+import { ClientError } from "../Errors.js"
 import type { AuthOptions, TlsOptions } from "../Options.js"
-import { acceptedReplies, encodeLine, type MetaRequest } from "../protocol/Request.js"
-import type { Reply } from "../protocol/Reply.js"
-import { isRetryable, makeGetMany } from "./tcpGetMany.js"
+import { makeGetMany } from "./tcpGetMany.js"
+import { makeRequest } from "./tcpRequest.js"
 import { fetchStats } from "./tcpStats.js"
 
 export interface TcpOptions {
@@ -62,17 +57,6 @@ const logHealth = (event: HealthEvent): Effect.Effect<void> => {
 /** The TCP transport, and the cluster under it (discovery changes its servers). */
 export interface TcpTransport extends Transport {
   readonly cluster: Cluster
-}
-
-/**
- * Fails a request that has no server to go to (all marked down) on the next turn of the event
- * loop, not synchronously. Fibers looping on requests that fail synchronously never yield to
- * Node: timers, I/O and the probes that would bring the servers back would not run (measured: a
- * 10 ms interval fired 0 times in 500 ms). Still fast: one event loop turn.
- */
-const failSoon = <A, E>(resume: (effect: Effect.Effect<A, E>) => void, error: E): Effect.Effect<void> => {
-  const timer = setImmediate(() => resume(Exit.fail(error)))
-  return Effect.sync(() => clearImmediate(timer))
 }
 
 export const makeTcpTransport = (options: TcpOptions): Effect.Effect<TcpTransport, never, Scope.Scope> =>
@@ -124,75 +108,7 @@ export const makeTcpTransport = (options: TcpOptions): Effect.Effect<TcpTranspor
     })
     yield* Effect.addFinalizer(() => Effect.sync(() => cluster.close()))
 
-    const request = <A, E>(
-      routingKey: string,
-      req: MetaRequest,
-      decode: (reply: Reply, server: string, key: string) => Effect.Effect<A, E | McError>,
-      opts: RequestOptions,
-    ): Effect.Effect<A, E | McError> => {
-      const line = encodeLine(req)
-      const value = req.command === "ms" ? req.value : undefined
-      const accepts = acceptedReplies(req)
-      // `deadline`: the call's, once its first attempt set it; retries keep it.
-      const attempt = (deadline: number | undefined, recover: (error: SlotFailure, deadline: number) => Effect.Effect<A, E | McError>) =>
-        registered<A, E | McError>((resume) => {
-          const now = Date.now()
-          const conn = cluster.route(routingKey, now)
-          if (!(conn instanceof Connection)) return failSoon(resume, conn)
-          const primary = cluster.failedOverFrom
-          let sent = line
-          if (primary !== undefined && req.command !== "mn") {
-            // Failover: a capped TTL, and a note to repair the key when its primary returns.
-            sent = encodeLine(capTtl(req, options.failoverTtlSeconds, now))
-            if (changesItem(req)) cluster.logFailoverWrite(primary, conn.server, req.key, req.flags.b === true)
-          }
-          const slot = new SingleReplySlot<A, E | McError>(
-            resume,
-            decode,
-            recover,
-            accepts,
-            conn.server,
-            opts.key,
-            deadline ?? now + opts.timeoutMillis,
-            opts.timeoutMillis,
-          )
-          conn.send(sent, value, slot)
-        })
-      if (!opts.idempotent) return attempt(undefined, Exit.fail)
-      // Only a connection that failed under the request is retried, within the call's deadline;
-      // the retry goes through routing again, so a server marked down meanwhile is skipped
-      // (failover). The failed attempt is the schedule's first input: `recurs(n)` is n retries.
-      return attempt(undefined, (error, deadline) => {
-        if (!isRetryable(error) || cluster.closed) return Exit.fail(error)
-        let first = true
-        let cause: McError = error
-        const again = attempt(deadline, Exit.fail)
-        return Effect.retry(
-          Effect.suspend(() => {
-            if (!first) {
-              events?.onRetry(cause)
-              opts.onRetry?.(cause)
-              return again
-            }
-            first = false
-            return Exit.fail(error)
-          }),
-          {
-            schedule: options.retry,
-            while: (e) => {
-              cause = e as McError
-              return isRetryable(e as { readonly _tag: string }) && !cluster.closed && Date.now() < deadline
-            },
-          },
-        ).pipe(
-          // A retry delay does not outlast the call's deadline.
-          Effect.timeoutFail({
-            duration: Math.max(0, deadline - Date.now()),
-            onTimeout: () => withoutStack(() => new Timeout({ server: error.server ?? "", timeoutMillis: opts.timeoutMillis, key: opts.key })),
-          }),
-        )
-      })
-    }
+    const request = makeRequest({ cluster, retry: options.retry, failoverTtlSeconds: options.failoverTtlSeconds, events })
 
     const transport: TcpTransport = {
       cluster,

@@ -302,7 +302,7 @@ export class ReplyParser {
         reply.key = buf.toString("utf8", t, end)
         return undefined
       case 79 /* O */:
-        reply.opaque = ascii(buf, t, end)
+        reply.opaque = buf.toString("latin1", t, end)
         return undefined
       case 98 /* b */:
         reply.base64 = true
