@@ -24,10 +24,11 @@ import type * as net from "node:net"
 import { ConnectionError, CorruptResponse, Timeout, UnsupportedServerVersion, withoutStack } from "../Errors.js"
 import type { AuthOptions, TlsOptions } from "../Options.js"
 import { type Reply, ReplyParser } from "../protocol/Reply.js"
-import { encodeGetBatch, type GetFlags } from "../protocol/Request.js"
+import { type GetFlags, type LineParts, suffixOf } from "../protocol/Request.js"
 import { authRequest, authSlot, unauthenticated } from "./Auth.js"
 import { dial, socketError } from "./Dial.js"
 import type { BatchSlot, SingleReplySlot } from "./ReplySlot.js"
+import { OutputBuffer } from "./OutputBuffer.js"
 import { DESYNC, DONE, type Slot, type SlotFailure } from "./Slot.js"
 import { parseServerVersion, type ServerVersion, supportsMetaProtocol } from "./Version.js"
 
@@ -103,9 +104,8 @@ export class Connection {
   private nextOpaque = 1
   // Replies dispatched so far; the data handler compares it to see whether a chunk completed any.
   private replies = 0
-  // Coalesced output for this tick: strings accumulate in `outText`; value blocks force a chunk.
-  private outText = ""
-  private outChunks: Array<string | Uint8Array> = []
+  // This tick's requests, as bytes: written to the socket once per tick.
+  private readonly out = new OutputBuffer()
   private flushScheduled = false
   private timer: NodeJS.Timeout | undefined = undefined
   private timerAt = Number.POSITIVE_INFINITY
@@ -157,7 +157,7 @@ export class Connection {
         authSlot(options.server, options.auth, versionTimeout, (refused) => {
           if (refused !== undefined) return this.fail(refused, undefined)
           this.held = false
-          this.write("")
+          this.scheduleFlush()
         }),
       )
       this.socket.write(authRequest(options.auth))
@@ -174,7 +174,8 @@ export class Connection {
       weight: 1,
       abandoned: false,
     })
-    this.write("version\r\n")
+    this.out.text("version\r\n")
+    this.scheduleFlush()
   }
 
   get server(): string {
@@ -203,34 +204,39 @@ export class Connection {
    * Queues one request and its slot in one step. `line` is the request line without its end (the
    * connection adds the opaque token); `value` is the data block of an `ms`.
    */
-  send<A, E>(line: string, value: Uint8Array | undefined, slot: SingleReplySlot<A, E>): void {
+  send<A, E>(line: LineParts, value: Uint8Array | undefined, slot: SingleReplySlot<A, E>): void {
     if (this.stateNow === "closed") {
       slot.onFailure(connectionError(this.options.server, "connection closed", slot.key))
       return
     }
-    const opaque = String(this.nextOpaque++)
+    const opaque = this.nextOpaque++
     slot.opaque = opaque
     this.enqueue(slot)
-    const header = line + " O" + opaque + "\r\n"
-    if (value === undefined) {
-      this.write(header)
-    } else {
-      this.outChunks.push(this.outText + header, value)
-      this.outText = ""
-      this.write("\r\n")
-    }
+    this.out.line(line.head, line.key, line.tail, opaque)
+    if (value !== undefined) this.out.value(value)
+    this.scheduleFlush()
   }
 
-  /** Queues a batch of gets (`encodeGetBatch`) and its slot in one step. */
+  /**
+   * Queues a batch of gets and its slot in one step: one quiet `mg` line per key (hits and errors
+   * only), the i-th with opaque token `firstOpaque + i`, closed by a non-quiet `mg` of the first
+   * key with `endFlags` (no value) and opaque `firstOpaque + keys.length`. Its `HD`/`EN`, which
+   * must carry that opaque, ends the batch: unlike an `mn`, a stray reply cannot end it early.
+   */
   sendBatch(quietFlags: GetFlags, endFlags: GetFlags, slot: BatchSlot): void {
     if (this.stateNow === "closed") {
       slot.onFailure(connectionError(this.options.server, "connection closed"))
       return
     }
-    slot.firstOpaque = this.nextOpaque
-    this.nextOpaque += slot.keys.length + 1
+    const keys = slot.keys
+    const first = this.nextOpaque
+    slot.firstOpaque = first
+    this.nextOpaque += keys.length + 1
     this.enqueue(slot)
-    this.write(encodeGetBatch(slot.keys, quietFlags, endFlags, slot.firstOpaque))
+    const quiet = suffixOf(quietFlags)
+    for (let i = 0; i < keys.length; i++) this.out.line("mg ", keys[i]!, quiet, first + i)
+    this.out.line("mg ", keys[0]!, suffixOf(endFlags), first + keys.length)
+    this.scheduleFlush()
   }
 
   /** Stops taking requests and closes once the in-flight ones are answered. */
@@ -258,8 +264,7 @@ export class Connection {
     if (due < this.timerAt) this.armTimer(due)
   }
 
-  private write(text: string): void {
-    this.outText += text
+  private scheduleFlush(): void {
     if (!this.flushScheduled && !this.held) {
       this.flushScheduled = true
       process.nextTick(this.flush)
@@ -269,27 +274,7 @@ export class Connection {
   private readonly flush = (): void => {
     this.flushScheduled = false
     if (this.stateNow === "closed") return
-    if (this.outChunks.length === 0) {
-      this.socket.write(this.outText)
-    } else {
-      // Values: the tick's requests go out as one buffer (one write request, one syscall).
-      const chunks = this.outChunks
-      chunks.push(this.outText)
-      let size = 0
-      for (const c of chunks) size += typeof c === "string" ? Buffer.byteLength(c) : c.byteLength
-      const out = Buffer.allocUnsafe(size)
-      let at = 0
-      for (const c of chunks) {
-        if (typeof c === "string") at += out.write(c, at)
-        else {
-          out.set(c, at)
-          at += c.byteLength
-        }
-      }
-      this.socket.write(out)
-      this.outChunks = []
-    }
-    this.outText = ""
+    this.out.writeTo(this.socket)
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -425,8 +410,7 @@ export class Connection {
     this.dialTimer = undefined
     this.socket.destroy()
     this.parser.clear()
-    this.outText = ""
-    this.outChunks = []
+    this.out.clear()
     const queue = this.queue
     const head = this.head
     this.queue = []

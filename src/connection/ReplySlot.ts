@@ -12,7 +12,7 @@
 import { Effect, Exit } from "effect"
 import { ClientError, ServerError } from "../Errors.js"
 import { type Reply, replyBit } from "../protocol/Reply.js"
-import { acceptedReplies, encodeLine, type MetaRequest } from "../protocol/Request.js"
+import { acceptedReplies, lineParts, type MetaRequest } from "../protocol/Request.js"
 import type { Connection } from "./Connection.js"
 import { DESYNC, DONE, MORE, type ReplyFit, type Slot, type SlotFailure } from "./Slot.js"
 
@@ -41,7 +41,7 @@ export interface RequestSpec<A, E> {
 export class SingleReplySlot<A, E> implements Slot {
   abandoned = false
   /** the opaque token the reply must echo; set by the connection when it queues the request */
-  opaque = ""
+  opaque = 0
   constructor(
     private readonly resume: Resume<A, E>,
     private readonly spec: RequestSpec<A, E>,
@@ -91,7 +91,7 @@ export interface BatchResult {
 }
 
 /**
- * A pipelined batch of quiet gets (`encodeGetBatch`). Replies must come in key order with the
+ * A pipelined batch of quiet gets (`Connection.sendBatch`). Replies must come in key order with the
  * opaque tokens the connection gave them, and (text keys) under the key that was asked; the
  * batch ends at the reply to its closing request.
  */
@@ -132,7 +132,7 @@ export class BatchSlot implements Slot {
           : new ClientError({ server: this.server, reason: reply.message ?? "" })
       return MORE
     }
-    const index = Number(reply.opaque) - this.firstOpaque
+    const index = reply.opaque - this.firstOpaque
     const n = this.keys.length
     if (!(index > this.last && index <= n)) return DESYNC
     this.last = index
@@ -171,6 +171,6 @@ export const requestOn = (conn: Connection, req: MetaRequest, timeoutMillis: num
     recover: Exit.fail,
   }
   return Effect.async<Reply, SlotFailure>((resume) => {
-    conn.send(encodeLine(req), req.command === "ms" ? req.value : undefined, new SingleReplySlot(resume, spec, conn.server, Date.now() + timeoutMillis))
+    conn.send(lineParts(req), req.command === "ms" ? req.value : undefined, new SingleReplySlot(resume, spec, conn.server, Date.now() + timeoutMillis))
   })
 }

@@ -15,7 +15,7 @@ import { type RequestSpec, SingleReplySlot } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
 import { registered, type RequestOptions, type TransportEvents } from "../client/Transport.js"
 import { type McError, Timeout, withoutStack } from "../Errors.js"
-import { acceptedReplies, encodeLine, type MetaRequest } from "../protocol/Request.js"
+import { acceptedReplies, type LineParts, lineParts, type MetaRequest } from "../protocol/Request.js"
 import type { Reply } from "../protocol/Reply.js"
 import { isRetryable } from "./tcpGetMany.js"
 
@@ -41,7 +41,7 @@ const failSoon = <A, E>(resume: (effect: Effect.Effect<A, E>) => void, error: E)
 
 class TcpCall<A, E> implements RequestSpec<A, E | McError> {
   readonly accepts: number
-  readonly line: string
+  readonly line: LineParts
   constructor(
     private readonly ctx: RequestContext,
     private readonly routingKey: string,
@@ -52,7 +52,7 @@ class TcpCall<A, E> implements RequestSpec<A, E | McError> {
     private readonly retries: boolean,
   ) {
     this.accepts = acceptedReplies(req)
-    this.line = encodeLine(req)
+    this.line = lineParts(req)
   }
 
   get key(): string {
@@ -78,7 +78,7 @@ class TcpCall<A, E> implements RequestSpec<A, E | McError> {
     let line = this.line
     if (primary !== undefined && req.command !== "mn") {
       // Failover: a capped TTL, and a note to repair the key when its primary returns.
-      line = encodeLine(capTtl(req, this.ctx.failoverTtlSeconds, now))
+      line = lineParts(capTtl(req, this.ctx.failoverTtlSeconds, now))
       if (changesItem(req)) cluster.logFailoverWrite(primary, conn.server, req.key, req.flags.b === true)
     }
     conn.send(line, req.command === "ms" ? req.value : undefined, new SingleReplySlot(resume, this, conn.server, deadline ?? now + this.opts.timeoutMillis))

@@ -37,7 +37,7 @@
  * the engine with a running memcached and documents its tolerances.
  */
 import type { ArithmeticFlags, DeleteFlags, GetFlags, MetaRequest, SetFlags, SetMode } from "../protocol/Request.js"
-import { Reply } from "../protocol/Reply.js"
+import { opaqueValue, Reply } from "../protocol/Reply.js"
 
 export interface MemoryEngineOptions {
   /** memcached's `-I`: the largest item, header included. Default 1 MiB, like `-I 1m`. */
@@ -376,7 +376,7 @@ export class MemoryEngine {
       if (flags.q === true) return undefined
       const miss = new Reply("EN")
       if (flags.k === true) setKey(miss, key, flags.b === true)
-      if (flags.O !== undefined) miss.opaque = flags.O
+      if (flags.O !== undefined) miss.opaque = opaqueValue(flags.O)
       return miss
     }
 
@@ -402,7 +402,7 @@ export class MemoryEngine {
     // The opaque is checked while writing the flags: what came before stays done, but no win is
     // recorded and the locked bump is skipped.
     if (opaqueTooLong(flags.O)) return clientError(E_OPAQUE)
-    if (flags.O !== undefined) reply.opaque = flags.O
+    if (flags.O !== undefined) reply.opaque = opaqueValue(flags.O)
 
     // Z when a token went out before; X for a stale item, whose first reader wins. Never W with Z.
     if (item.tokenSent) reply.winSent = true
@@ -481,7 +481,7 @@ export class MemoryEngine {
 
     if (result === "STORED" && flags.q === true) return undefined
     const reply = new Reply(result === "STORED" ? "HD" : result === "EXISTS" ? "EX" : result === "NOT_FOUND" ? "NF" : "NS")
-    if (flags.O !== undefined) reply.opaque = flags.O
+    if (flags.O !== undefined) reply.opaque = opaqueValue(flags.O)
     if (flags.k === true) setKey(reply, key, flags.b === true)
     // The CAS is that of the stored item; when nothing was stored memcached still writes c0.
     if (flags.c === true) reply.cas = stored?.cas ?? 0n
@@ -592,7 +592,7 @@ export class MemoryEngine {
     }
     if (code === "HD" && flags.q === true) return undefined
     const reply = new Reply(code)
-    if (flags.O !== undefined) reply.opaque = flags.O
+    if (flags.O !== undefined) reply.opaque = opaqueValue(flags.O)
     if (flags.k === true) setKey(reply, key, flags.b === true)
     return reply
   }
@@ -673,7 +673,7 @@ export class MemoryEngine {
     if (target === undefined) {
       if (opaqueTooLong(flags.O)) return clientError(E_OPAQUE)
       const reply = new Reply(code)
-      if (flags.O !== undefined) reply.opaque = flags.O
+      if (flags.O !== undefined) reply.opaque = opaqueValue(flags.O)
       if (flags.k === true) setKey(reply, key, flags.b === true)
       return reply
     }
@@ -685,7 +685,7 @@ export class MemoryEngine {
     if (vivify !== undefined && created) target.exptime = realtime(vivify, now)
     if (ttl !== undefined) target.exptime = realtime(ttl, now)
     if (opaqueTooLong(flags.O)) return clientError(E_OPAQUE)
-    if (flags.O !== undefined) reply.opaque = flags.O
+    if (flags.O !== undefined) reply.opaque = opaqueValue(flags.O)
     if (flags.v === true) reply.value = Buffer.from(text, "latin1")
     // q hides a successful incr/decr, but not the reply for an item just created by N.
     if (flags.q === true && !created) return undefined

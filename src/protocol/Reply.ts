@@ -52,7 +52,11 @@ export class Reply {
   key: string | undefined = undefined
   /** the returned key is base64 (the `b` flag came back) */
   base64 = false
-  opaque: string | undefined = undefined
+  /**
+   * The opaque token: this client sends decimal numbers (` O<n>`), and reads the token as one;
+   * a token that is not a decimal number of at most 15 digits reads as NaN, which matches nothing.
+   */
+  opaque: number | undefined = undefined
   /** W: this client won the recache token */
   won = false
   /** X: the item is stale */
@@ -302,7 +306,7 @@ export class ReplyParser {
         reply.key = buf.toString("utf8", t, end)
         return undefined
       case 79 /* O */:
-        reply.opaque = buf.toString("latin1", t, end)
+        reply.opaque = t < end && end - t <= 15 && isDigits(buf, t, end) ? parseIntToken(buf, t, end) : Number.NaN
         return undefined
       case 98 /* b */:
         reply.base64 = true
@@ -334,6 +338,9 @@ export class ReplyParser {
     return new CorruptResponse({ reason: `unknown reply ${JSON.stringify(line.slice(0, 40))}` })
   }
 }
+
+/** An opaque token given as text (the in-memory engine), read as the parser reads one. */
+export const opaqueValue = (token: string): number => (/^[0-9]{1,15}$/.test(token) ? Number(token) : Number.NaN)
 
 const withMessage = (reply: Reply, message: string): Reply => {
   reply.message = message

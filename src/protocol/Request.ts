@@ -167,48 +167,46 @@ export const constantFlags = <F extends object>(flags: F): F => {
   return flags
 }
 
-const suffixOf = (flags: object): string => suffixes.get(flags) ?? encodeFlags(flags as AllFlags)
+/** The flags of a request line as written after the key (` b f v`), encoded once for constant flags. */
+export const suffixOf = (flags: object): string => suffixes.get(flags) ?? encodeFlags(flags as AllFlags)
 
 /**
- * The request line without its end: the connection appends its opaque token (` O<n>`) and
- * `\r\n`. For `ms`, the value block follows the line.
+ * A request line in the three parts a connection writes without joining them: `head` (the
+ * command and a space), the key, and `tail` (the value's size for `ms`, then the flags). The
+ * connection appends its opaque token (` O<n>`) and `\r\n`; for `ms`, the value block follows.
  */
-export const encodeLine = (req: MetaRequest): string => {
+export interface LineParts {
+  readonly head: string
+  readonly key: string
+  readonly tail: string
+}
+
+const HEADS = { mg: "mg ", ms: "ms ", md: "md ", ma: "ma " } as const
+
+export const lineParts = (req: MetaRequest): LineParts => {
   switch (req.command) {
     case "mn":
-      return "mn"
+      return { head: "mn", key: "", tail: "" }
     case "ms":
-      return "ms " + req.key + " " + req.value.byteLength + suffixOf(req.flags)
+      return { head: HEADS.ms, key: req.key, tail: " " + req.value.byteLength + suffixOf(req.flags) }
     default:
-      return req.command + " " + req.key + suffixOf(req.flags)
+      return { head: HEADS[req.command], key: req.key, tail: suffixOf(req.flags) }
   }
+}
+
+/** The request line without its end (see `lineParts`). */
+export const encodeLine = (req: MetaRequest): string => {
+  const { head, key, tail } = lineParts(req)
+  return head + key + tail
 }
 
 /** The request line, `\r\n` included, without an opaque token. */
 export const encodeHeader = (req: MetaRequest): string => encodeLine(req) + "\r\n"
 
-/**
- * A pipelined multi-get: one quiet `mg` line per key (hits and errors only), the i-th with
- * opaque token `firstOpaque + i`, closed by a non-quiet `mg` of the first key with `endFlags`
- * (no value) and opaque `firstOpaque + keys.length`. Its `HD`/`EN`, which must carry that opaque,
- * ends the batch: unlike an `mn`, a stray reply cannot end the batch early.
- */
-export const encodeGetBatch = (
-  keys: ReadonlyArray<string>,
-  quietFlags: GetFlags,
-  endFlags: GetFlags,
-  firstOpaque: number,
-): string => {
-  const suffix = suffixOf(quietFlags) + " O"
-  let text = ""
-  for (let i = 0; i < keys.length; i++) text += "mg " + keys[i] + suffix + (firstOpaque + i) + "\r\n"
-  return text + "mg " + keys[0] + suffixOf(endFlags) + " O" + (firstOpaque + keys.length) + "\r\n"
-}
-
 const CRLF = Buffer.from("\r\n")
 
 /**
- * The whole request as bytes (used by tests and cold paths; the connection writes the parts).
+ * The whole request as bytes (used by tests; the connection writes the parts).
  * @internal
  */
 export const encode = (req: MetaRequest): Buffer => {

@@ -48,12 +48,12 @@ describe("ReplyParser", () => {
       won: true,
       stale: true,
       winSent: true,
-      opaque: "zz",
+      opaque: Number.NaN,
       key: "Zm9v",
       base64: true,
     })
     expect(whole.replies[3]).toMatchObject({ value: "" })
-    expect(whole.replies[4]).toMatchObject({ opaque: "ab", key: "foo" })
+    expect(whole.replies[4]).toMatchObject({ opaque: Number.NaN, key: "foo" })
     expect(whole.replies[10]).toMatchObject({ message: "bad command line format" })
     expect(whole.replies[11]).toMatchObject({ message: "object too large for cache" })
     expect(whole.replies[0]).toMatchObject({ message: "1.6.18" })
