@@ -132,6 +132,7 @@ export class BatchSlot implements Slot {
           : new ClientError({ server: this.server, reason: reply.message ?? "" })
       return MORE
     }
+    if (typeof reply.opaque !== "number") return DESYNC
     const index = reply.opaque - this.firstOpaque
     const n = this.keys.length
     if (!(index > this.last && index <= n)) return DESYNC

@@ -53,10 +53,11 @@ export class Reply {
   /** the returned key is base64 (the `b` flag came back) */
   base64 = false
   /**
-   * The opaque token: this client sends decimal numbers (` O<n>`), and reads the token as one;
-   * a token that is not a decimal number of at most 15 digits reads as NaN, which matches nothing.
+   * The opaque token. This client sends decimal numbers (` O<n>`), and a token of up to 15 digits
+   * is read as a number (no string per reply); any other token stays text, which matches no
+   * request of this client.
    */
-  opaque: number | undefined = undefined
+  opaque: number | string | undefined = undefined
   /** W: this client won the recache token */
   won = false
   /** X: the item is stale */
@@ -306,7 +307,7 @@ export class ReplyParser {
         reply.key = buf.toString("utf8", t, end)
         return undefined
       case 79 /* O */:
-        reply.opaque = t < end && end - t <= 15 && isDigits(buf, t, end) ? parseIntToken(buf, t, end) : Number.NaN
+        reply.opaque = end - t <= 15 && isDigits(buf, t, end) ? parseIntToken(buf, t, end) : ascii(buf, t, end)
         return undefined
       case 98 /* b */:
         reply.base64 = true
@@ -340,7 +341,7 @@ export class ReplyParser {
 }
 
 /** An opaque token given as text (the in-memory engine), read as the parser reads one. */
-export const opaqueValue = (token: string): number => (/^[0-9]{1,15}$/.test(token) ? Number(token) : Number.NaN)
+export const opaqueValue = (token: string): number | string => (/^[0-9]{1,15}$/.test(token) ? Number(token) : token)
 
 const withMessage = (reply: Reply, message: string): Reply => {
   reply.message = message

@@ -68,7 +68,7 @@ describe("MemoryEngine", () => {
   describe("mg", () => {
     it("miss is EN, echoing O and k", () => {
       const h = new Harness()
-      expect(h.mg("nokey", { v: true, k: true, O: "123" })).toEqual({ code: "EN", key: "nokey", opaque: "123" })
+      expect(h.mg("nokey", { v: true, k: true, O: "123" })).toEqual({ code: "EN", key: "nokey", opaque: 123 })
     })
 
     it("q suppresses EN but not hits (HD included)", () => {
@@ -259,7 +259,7 @@ describe("MemoryEngine", () => {
 
     it("O and k are echoed; c is 0 when nothing was stored", () => {
       const h = new Harness()
-      expect(h.ms("k", "v", { M: "R", O: "9", k: true, c: true })).toEqual({ code: "NS", opaque: "9", key: "k", cas: 0n })
+      expect(h.ms("k", "v", { M: "R", O: "9", k: true, c: true })).toEqual({ code: "NS", opaque: 9, key: "k", cas: 0n })
     })
 
     it("modes: add, replace, append, prepend", () => {

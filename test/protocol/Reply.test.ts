@@ -48,15 +48,21 @@ describe("ReplyParser", () => {
       won: true,
       stale: true,
       winSent: true,
-      opaque: Number.NaN,
+      opaque: "zz",
       key: "Zm9v",
       base64: true,
     })
     expect(whole.replies[3]).toMatchObject({ value: "" })
-    expect(whole.replies[4]).toMatchObject({ opaque: Number.NaN, key: "foo" })
+    expect(whole.replies[4]).toMatchObject({ opaque: "ab", key: "foo" })
     expect(whole.replies[10]).toMatchObject({ message: "bad command line format" })
     expect(whole.replies[11]).toMatchObject({ message: "object too large for cache" })
     expect(whole.replies[0]).toMatchObject({ message: "1.6.18" })
+  })
+
+  it("reads a decimal opaque token of up to 15 digits as a number, any other token as text", () => {
+    const got = parse([Buffer.from("HD O7\r\nEN O123456789012345\r\nHD O1234567890123456\r\nHD O12a\r\nHD O\r\n", "latin1")])
+    expect(got.error).toBeUndefined()
+    expect(got.replies.map((r) => r.opaque)).toEqual([7, 123456789012345, "1234567890123456", "12a", ""])
   })
 
   it("gives the same replies when the stream is split at any byte", () => {

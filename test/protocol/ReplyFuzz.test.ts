@@ -158,7 +158,7 @@ const modelReply = (rng: Rng): { model: Model; bytes: Array<Buffer> } => {
     flags.push("b")
   }
   if (rng.chance(0.3)) {
-    // Mostly decimal, as this client sends them; any other token reads as NaN.
+    // Mostly decimal, as this client sends them (read as numbers); other tokens stay text.
     const token = rng.chance(0.5) ? String(rng.int(2 ** 40)) : printable(rng, 0, 32)
     model.opaque = opaqueValue(token)
     flags.push("O" + token)

@@ -1,0 +1,91 @@
+/**
+ * The connection's output block: the bytes handed to the socket are exactly the requests, in
+ * order, across block boundaries, with large values as their own chunks, and a tick of megabytes
+ * costs a few block moves, not one per line.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import type * as net from "node:net"
+import { OutputBuffer } from "../../src/connection/OutputBuffer.js"
+
+/** A socket that records its writes (corked writes as one). */
+const recorder = () => {
+  const writes: Array<Buffer> = []
+  let corked: Array<Buffer> | undefined
+  const socket = {
+    write: (chunk: Uint8Array) => {
+      const copy = Buffer.from(chunk)
+      if (corked !== undefined) corked.push(copy)
+      else writes.push(copy)
+      return true
+    },
+    cork: () => {
+      corked = []
+    },
+    uncork: () => {
+      writes.push(Buffer.concat(corked!))
+      corked = undefined
+    },
+  } as unknown as net.Socket
+  return { socket, writes }
+}
+
+describe("OutputBuffer", () => {
+  it("writes lines with their opaque tokens, values with their ends, one write per tick", () => {
+    const out = new OutputBuffer()
+    const { socket, writes } = recorder()
+    out.text("version\r\n")
+    out.line("mg ", "a", " v", 0)
+    out.line("ms ", "ü-ключ", " 3 T0", 9_007_199_254_740_991)
+    out.value(Buffer.from("abc"))
+    out.writeTo(socket)
+    out.writeTo(socket) // nothing new: no write
+    out.line("md ", "k", "", 10)
+    out.writeTo(socket)
+    expect(writes.map((w) => w.toString("utf8"))).toEqual([
+      "version\r\nmg a v O0\r\nms ü-ключ 3 T0 O9007199254740991\r\nabc\r\n",
+      "md k O10\r\n",
+    ])
+  })
+
+  it("keeps order across blocks and large values, which go out uncopied", () => {
+    const out = new OutputBuffer()
+    const { socket, writes } = recorder()
+    const big = Buffer.alloc(200_000, 0x61)
+    let expected = ""
+    for (let i = 0; i < 5_000; i++) {
+      out.line("mg ", `key-${i}`, " b f v", i)
+      expected += `mg key-${i} b f v O${i}\r\n`
+      if (i % 1_000 === 0) {
+        out.value(big)
+        expected += big.toString("latin1") + "\r\n"
+      }
+    }
+    out.writeTo(socket)
+    expect(writes).toHaveLength(1)
+    expect(writes[0]!.toString("latin1")).toBe(expected)
+  })
+
+  // Growing the block by what one line needs made this quadratic (it hung the 25,000-key getMulti test).
+  it("a tick of 500,000 lines is written whole", () => {
+    const out = new OutputBuffer()
+    const { socket, writes } = recorder()
+    let bytes = 0
+    for (let i = 0; i < 500_000; i++) {
+      out.line("mg ", "Zm9vYmFyYmF6cXV4cXV1eA==", " b f v q", i)
+      bytes += `mg Zm9vYmFyYmF6cXV4cXV1eA== b f v q O${i}\r\n`.length
+    }
+    out.writeTo(socket)
+    expect(writes).toHaveLength(1)
+    expect(writes[0]!.length).toBe(bytes)
+    expect(writes[0]!.subarray(-42).toString("latin1")).toBe("mg Zm9vYmFyYmF6cXV4cXV1eA== b f v q O499999\r\n".slice(-42))
+  })
+
+  it("drops what was not written when cleared", () => {
+    const out = new OutputBuffer()
+    const { socket, writes } = recorder()
+    out.line("mg ", "a", "", 1)
+    out.clear()
+    out.writeTo(socket)
+    expect(writes).toEqual([])
+  })
+})
