@@ -140,16 +140,23 @@ export const registered = <A, E>(register: Register<A, E>): Effect.Effect<A, E> 
 export const captureRegister = <A, E>(
   make: () => Effect.Effect<A, E>,
 ): { readonly effect: Effect.Effect<A, E>; readonly register: Register<A, E> | undefined } => {
+  // Captures nest (a cache may capture while building what an outer capture asked for).
+  const outer = capturing
   capturing = true
   captured = undefined
   let effect: Effect.Effect<A, E>
   try {
     effect = make()
   } finally {
-    capturing = false
+    capturing = outer
   }
   // `make` sets it (TypeScript cannot see that through the call)
   const found = captured as Captured | undefined
   captured = undefined
   return { effect, register: found !== undefined && found.effect === effect ? found.register : undefined }
+}
+
+/** Offers a request effect built earlier (and its register step, if any) to a capture in progress. */
+export const offerRegistered = <A, E>(effect: Effect.Effect<A, E>, register: Register<A, E> | undefined): void => {
+  if (capturing && register !== undefined) captured = { effect, register }
 }
