@@ -155,13 +155,16 @@ export const makeReads = (ctx: ClientContext) => {
     Effect.suspend(() => {
       // The deadline counts from here: encoding a large batch's keys takes time too.
       const startedAt = Date.now()
-      const all = Array.from(new Set(keyList))
       const timeoutMillis = timeoutOf(o?.timeout)
       const partial = o?.partial === true
       const failed = new Map<string, McError | DecodeError>()
       const routing: Array<string> = []
       const wires: Array<string> = []
-      for (const key of all) {
+      const seen = new Set<string>()
+      for (const key of keyList) {
+        // Each key once: one hash operation tells whether it was seen.
+        const size = seen.size
+        if (seen.add(key).size === size) continue
         const wire = keys.encode(key)
         if (typeof wire !== "string") {
           if (!partial) return Effect.fail(wire)

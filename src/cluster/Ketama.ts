@@ -188,6 +188,12 @@ export const makeKetamaRing = (specs: ReadonlyArray<ServerSpec>): KetamaRing => 
     return (cache[point] ??= walk(point))
   }
 
+  // One server owns every key: no hash to compute.
+  if (placedCount + unplaced.length === 1) {
+    const only = walk(0)
+    return { servers: Object.freeze(servers), pick: () => only }
+  }
+
   // Hot keys repeat: md5 through node:crypto costs ~1.5 µs, a Map hit ~35 ns. Bounded: the map
   // is dropped when full.
   let memo = new Map<string, ReadonlyArray<string>>()

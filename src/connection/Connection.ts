@@ -212,7 +212,7 @@ export class Connection {
     const opaque = this.nextOpaque++
     slot.opaque = opaque
     this.enqueue(slot)
-    this.out.line(line.head, line.key, line.tail, opaque)
+    this.out.line(line, opaque)
     if (value !== undefined) this.out.value(value)
     this.scheduleFlush()
   }
@@ -234,8 +234,9 @@ export class Connection {
     this.nextOpaque += keys.length + 1
     this.enqueue(slot)
     const quiet = suffixOf(quietFlags)
-    for (let i = 0; i < keys.length; i++) this.out.line("mg ", keys[i]!, quiet, first + i)
-    this.out.line("mg ", keys[0]!, suffixOf(endFlags), first + keys.length)
+    const ascii = quietFlags.b === true // base64 keys
+    for (let i = 0; i < keys.length; i++) this.out.lineText("mg ", keys[i]!, quiet, first + i, ascii)
+    this.out.lineText("mg ", keys[0]!, suffixOf(endFlags), first + keys.length)
     this.scheduleFlush()
   }
 

@@ -8,6 +8,7 @@
  * value blocks are not copied: they go out as chunks of one corked write.
  */
 import type * as net from "node:net"
+import type { LineParts } from "../protocol/Request.js"
 
 const BLOCK_BYTES = 64 * 1024
 // Smaller value blocks are copied next to their request line; larger ones are written as they are.
@@ -30,16 +31,31 @@ export class OutputBuffer {
     this.put(s)
   }
 
-  /** `<head><key><tail> O<opaque>\r\n` */
-  line(head: string, key: string, tail: string, opaque: number): void {
+  /** `<head><key><tail> O<opaque>\r\n`, from the line's bytes when it has them. */
+  line(line: LineParts, opaque: number): void {
+    const bytes = line.bytes
+    if (bytes === undefined) return this.lineText(line.head, line.key, line.tail, opaque)
+    this.ensure(bytes.byteLength + 20)
+    this.block.set(bytes, this.end)
+    this.end += bytes.byteLength
+    this.lineEnd(opaque)
+  }
+
+  /** `<head><key><tail> O<opaque>\r\n`; `ascii`: the key is known to be ASCII (base64). */
+  lineText(head: string, key: string, tail: string, opaque: number, ascii = false): void {
     this.ensure((head.length + key.length + tail.length) * 3 + 20)
     this.put(head)
-    this.put(key)
+    if (ascii) this.putAscii(key)
+    else this.put(key)
     this.put(tail)
-    const block = this.block
-    block[this.end++] = 32 // " "
-    block[this.end++] = 79 // "O"
+    this.block[this.end++] = 32 // " "
+    this.block[this.end++] = 79 // "O"
+    this.lineEnd(opaque)
+  }
+
+  private lineEnd(opaque: number): void {
     this.putInt(opaque)
+    const block = this.block
     block[this.end++] = CR
     block[this.end++] = LF
   }
@@ -115,6 +131,13 @@ export class OutputBuffer {
       }
       block[at++] = c
     }
+    this.end = at
+  }
+
+  private putAscii(s: string): void {
+    const block = this.block
+    let at = this.end
+    for (let i = 0; i < s.length; i++) block[at++] = s.charCodeAt(i)
     this.end = at
   }
 

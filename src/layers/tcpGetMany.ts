@@ -41,8 +41,8 @@ interface Sent {
   readonly server: string
   /** indices of the keys, in the call's key list */
   readonly indices: ReadonlyArray<number>
-  /** per key in this batch: the rank of `server` in pickServer's list (broadcast), else 0 */
-  readonly ranks: ReadonlyArray<number>
+  /** per key in this batch: the rank of `server` in pickServer's list (broadcast only) */
+  readonly ranks: ReadonlyArray<number> | undefined
 }
 
 export const makeGetMany =
@@ -65,28 +65,47 @@ export const makeGetMany =
       const bestRank: Array<number> = new Array(n).fill(Number.POSITIVE_INFINITY)
 
       const plan = (indices: ReadonlyArray<number>): Array<Sent> => {
-        const groups = new Map<string, { indices: Array<number>; ranks: Array<number> }>()
-        const add = (server: string, i: number, rank: number) => {
-          let g = groups.get(server)
-          if (g === undefined) groups.set(server, (g = { indices: [], ranks: [] }))
-          g.indices.push(i)
-          g.ranks.push(rank)
-        }
-        for (const i of indices) {
-          if (options.broadcast) {
+        const groups = new Map<string, { indices: Array<number>; ranks: Array<number> | undefined }>()
+        if (options.broadcast) {
+          for (const i of indices) {
             const servers = cluster.pickServer(routingKeys[i]!)
             if (servers.length === 0) outcomes[i] = new NoServers({ reason: "pickServer returned no server", key: routingKeys[i] })
-            for (let r = 0; r < servers.length; r++) add(servers[r]!, i, r)
-          } else {
-            const server = cluster.serverFor(routingKeys[i]!)
-            if (typeof server === "string") add(server, i, 0)
-            else outcomes[i] = server
+            for (let r = 0; r < servers.length; r++) {
+              let g = groups.get(servers[r]!)
+              if (g === undefined) groups.set(servers[r]!, (g = { indices: [], ranks: [] }))
+              g.indices.push(i)
+              g.ranks!.push(r)
+            }
+          }
+        } else {
+          // Keys with the same server list (every key, with one server) route alike: routed once.
+          let lastList: ReadonlyArray<string> | undefined
+          let lastGroup: Array<number> | undefined
+          for (const i of indices) {
+            const list = cluster.pickServer(routingKeys[i]!)
+            if (list !== lastList || lastGroup === undefined) {
+              const server = cluster.serverFor(routingKeys[i]!)
+              if (typeof server !== "string") {
+                outcomes[i] = server
+                lastList = undefined
+                continue
+              }
+              let g = groups.get(server)
+              if (g === undefined) groups.set(server, (g = { indices: [], ranks: undefined }))
+              lastList = list
+              lastGroup = g.indices
+            }
+            lastGroup.push(i)
           }
         }
         const sent: Array<Sent> = []
         for (const [server, g] of groups) {
+          if (g.indices.length <= CHUNK) {
+            sent.push({ server, indices: g.indices, ranks: g.ranks })
+            continue
+          }
           for (let at = 0; at < g.indices.length; at += CHUNK) {
-            sent.push({ server, indices: g.indices.slice(at, at + CHUNK), ranks: g.ranks.slice(at, at + CHUNK) })
+            sent.push({ server, indices: g.indices.slice(at, at + CHUNK), ranks: g.ranks?.slice(at, at + CHUNK) })
           }
         }
         return sent
@@ -100,7 +119,8 @@ export const makeGetMany =
             resume(Effect.fail(conn))
             return
           }
-          const keys = batch.indices.map((i) => wires[i]!)
+          const keys: Array<string> = new Array(batch.indices.length)
+          for (let j = 0; j < keys.length; j++) keys[j] = wires[batch.indices[j]!]!
           const slot = new BatchSlot(
             resume as (effect: Effect.Effect<BatchResult, SlotFailure>) => void,
             batch.server,
@@ -134,7 +154,7 @@ export const makeGetMany =
             for (let j = 0; j < batch.indices.length; j++) {
               const i = batch.indices[j]!
               const reply = hits[j]
-              const rank = batch.ranks[j]!
+              const rank = batch.ranks === undefined ? 0 : batch.ranks[j]!
               if (reply !== undefined) {
                 if (rank < bestRank[i]!) {
                   bestRank[i] = rank
@@ -182,5 +202,7 @@ export const makeGetMany =
       })
 
       // Retries, and their schedule's driver, only when a server failed under some keys.
-      return Effect.flatMap(round(Array.from({ length: n }, (_, i) => i)), () => (outcomes.some(failedRetryably) ? retries : Effect.succeed(outcomes)))
+      const all: Array<number> = new Array(n)
+      for (let i = 0; i < n; i++) all[i] = i
+      return Effect.flatMap(round(all), () => (outcomes.some(failedRetryably) ? retries : Effect.succeed(outcomes)))
     })

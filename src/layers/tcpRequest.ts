@@ -15,7 +15,7 @@ import { type RequestSpec, SingleReplySlot } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
 import { registered, type RequestOptions, type TransportEvents } from "../client/Transport.js"
 import { type McError, Timeout, withoutStack } from "../Errors.js"
-import { acceptedReplies, type LineParts, lineParts, type MetaRequest } from "../protocol/Request.js"
+import { acceptedReplies, type LineParts, lineParts, type MetaRequest, withBytes } from "../protocol/Request.js"
 import type { Reply } from "../protocol/Reply.js"
 import { isRetryable } from "./tcpGetMany.js"
 
@@ -41,7 +41,8 @@ const failSoon = <A, E>(resume: (effect: Effect.Effect<A, E>) => void, error: E)
 
 class TcpCall<A, E> implements RequestSpec<A, E | McError> {
   readonly accepts: number
-  readonly line: LineParts
+  private line: LineParts
+  private sends = 0
   constructor(
     private readonly ctx: RequestContext,
     private readonly routingKey: string,
@@ -75,6 +76,8 @@ class TcpCall<A, E> implements RequestSpec<A, E | McError> {
     if (!(conn instanceof Connection)) return failSoon(resume, conn)
     const primary = cluster.failedOverFrom
     const req = this.req
+    // A call sent more than once (a reused effect) writes its line as prepared bytes.
+    if (++this.sends === 2 && this.line.bytes === undefined) this.line = withBytes(this.line)
     let line = this.line
     if (primary !== undefined && req.command !== "mn") {
       // Failover: a capped TTL, and a note to repair the key when its primary returns.

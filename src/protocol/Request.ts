@@ -179,6 +179,11 @@ export interface LineParts {
   readonly head: string
   readonly key: string
   readonly tail: string
+  /**
+   * `head + key + tail + " O"` as bytes, for a line sent again and again (a reused request
+   * effect): copied in one step instead of character by character.
+   */
+  readonly bytes: Uint8Array | undefined
 }
 
 const HEADS = { mg: "mg ", ms: "ms ", md: "md ", ma: "ma " } as const
@@ -186,13 +191,16 @@ const HEADS = { mg: "mg ", ms: "ms ", md: "md ", ma: "ma " } as const
 export const lineParts = (req: MetaRequest): LineParts => {
   switch (req.command) {
     case "mn":
-      return { head: "mn", key: "", tail: "" }
+      return { head: "mn", key: "", tail: "", bytes: undefined }
     case "ms":
-      return { head: HEADS.ms, key: req.key, tail: " " + req.value.byteLength + suffixOf(req.flags) }
+      return { head: HEADS.ms, key: req.key, tail: " " + req.value.byteLength + suffixOf(req.flags), bytes: undefined }
     default:
-      return { head: HEADS[req.command], key: req.key, tail: suffixOf(req.flags) }
+      return { head: HEADS[req.command], key: req.key, tail: suffixOf(req.flags), bytes: undefined }
   }
 }
+
+/** The same parts with their bytes (see `LineParts.bytes`). */
+export const withBytes = (line: LineParts): LineParts => ({ ...line, bytes: Buffer.from(line.head + line.key + line.tail + " O", "utf8") })
 
 /** The request line without its end (see `lineParts`). */
 export const encodeLine = (req: MetaRequest): string => {

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import type * as net from "node:net"
 import { OutputBuffer } from "../../src/connection/OutputBuffer.js"
+import { lineParts, withBytes } from "../../src/protocol/Request.js"
 
 /** A socket that records its writes (corked writes as one). */
 const recorder = () => {
@@ -34,17 +35,29 @@ describe("OutputBuffer", () => {
     const out = new OutputBuffer()
     const { socket, writes } = recorder()
     out.text("version\r\n")
-    out.line("mg ", "a", " v", 0)
-    out.line("ms ", "ü-ключ", " 3 T0", 9_007_199_254_740_991)
+    out.lineText("mg ", "a", " v", 0)
+    out.lineText("ms ", "ü-ключ", " 3 T0", 9_007_199_254_740_991)
     out.value(Buffer.from("abc"))
     out.writeTo(socket)
     out.writeTo(socket) // nothing new: no write
-    out.line("md ", "k", "", 10)
+    out.lineText("md ", "k", "", 10)
     out.writeTo(socket)
     expect(writes.map((w) => w.toString("utf8"))).toEqual([
       "version\r\nmg a v O0\r\nms ü-ключ 3 T0 O9007199254740991\r\nabc\r\n",
       "md k O10\r\n",
     ])
+  })
+
+  it("a line from its prepared bytes is the same line", () => {
+    const out = new OutputBuffer()
+    const { socket, writes } = recorder()
+    const parts = lineParts({ command: "mg", key: "Zm9v", flags: { b: true, f: true, v: true } })
+    out.line(parts, 12)
+    out.line(withBytes(parts), 345)
+    out.line(withBytes(lineParts({ command: "ms", key: "ключ", flags: { T: 5 }, value: Buffer.from("xy") })), 6)
+    out.value(Buffer.from("xy"))
+    out.writeTo(socket)
+    expect(writes.map((w) => w.toString("utf8"))).toEqual(["mg Zm9v b f v O12\r\nmg Zm9v b f v O345\r\nms ключ 2 T5 O6\r\nxy\r\n"])
   })
 
   it("keeps order across blocks and large values, which go out uncopied", () => {
@@ -53,7 +66,7 @@ describe("OutputBuffer", () => {
     const big = Buffer.alloc(200_000, 0x61)
     let expected = ""
     for (let i = 0; i < 5_000; i++) {
-      out.line("mg ", `key-${i}`, " b f v", i)
+      out.lineText("mg ", `key-${i}`, " b f v", i)
       expected += `mg key-${i} b f v O${i}\r\n`
       if (i % 1_000 === 0) {
         out.value(big)
@@ -71,7 +84,7 @@ describe("OutputBuffer", () => {
     const { socket, writes } = recorder()
     let bytes = 0
     for (let i = 0; i < 500_000; i++) {
-      out.line("mg ", "Zm9vYmFyYmF6cXV4cXV1eA==", " b f v q", i)
+      out.lineText("mg ", "Zm9vYmFyYmF6cXV4cXV1eA==", " b f v q", i)
       bytes += `mg Zm9vYmFyYmF6cXV4cXV1eA== b f v q O${i}\r\n`.length
     }
     out.writeTo(socket)
@@ -83,7 +96,7 @@ describe("OutputBuffer", () => {
   it("drops what was not written when cleared", () => {
     const out = new OutputBuffer()
     const { socket, writes } = recorder()
-    out.line("mg ", "a", "", 1)
+    out.lineText("mg ", "a", "", 1)
     out.clear()
     out.writeTo(socket)
     expect(writes).toEqual([])
