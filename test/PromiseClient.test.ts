@@ -125,6 +125,8 @@ describe("Promise client: the fast path and its limits", () => {
   it("a plain TCP request carries its register step; memory, spans and composite operations do not", () =>
     withClient(makePromiseClient(tcp.layer()), async (mc) => {
       expect(captureRegister(() => mc.service.get("k")).register).toBeTypeOf("function")
+      // the second time from the reused effect of a plain get
+      expect(captureRegister(() => mc.service.get("k")).register).toBeTypeOf("function")
       expect(captureRegister(() => mc.service.set({ key: "k", value: "v" })).register).toBeTypeOf("function")
       expect(captureRegister(() => mc.service.getMulti(["a", "b"])).register).toBeUndefined()
       await withClient(makePromiseClient(McClient.layerMemory()), async (memory) => {

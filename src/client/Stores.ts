@@ -7,7 +7,7 @@ import { type CodecOption, encodeValue } from "../Codec.js"
 import { type CacheMiss, type CASConflict, ClientError, EncodeError, type McError, type NotStored } from "../Errors.js"
 import type { ItemInput } from "../Item.js"
 import type { SetOptions } from "../Options.js"
-import type { SetMode } from "../protocol/Request.js"
+import { constantFlags, type SetFlags, type SetMode } from "../protocol/Request.js"
 import { supportsAppendVivify } from "../connection/Version.js"
 import { checkCodecArgs } from "./CallOptions.js"
 import type { ClientContext } from "./ClientContext.js"
@@ -37,6 +37,8 @@ const toBytes = (value: Uint8Array | string): Uint8Array => (typeof value === "s
 
 export const makeStores = (ctx: ClientContext) => {
   const { transport, config, keys, b, ns } = ctx
+  // The flags of a plain set (nothing but the key's encoding): one object, encoded once.
+  const plainStoreFlags: SetFlags = constantFlags({ b })
 
   /** One `ms`. Absent flags are `undefined` (not written), so the flags are one plain object. */
   const sendStore = (
@@ -53,7 +55,12 @@ export const makeStores = (ctx: ClientContext) => {
   ) =>
     transport.request<void, NotStored | CASConflict | CacheMiss>(
       key,
-      { command: "ms", key: wire, value, flags: { b, C, F, M, N, T } },
+      {
+        command: "ms",
+        key: wire,
+        value,
+        flags: C === undefined && F === undefined && M === undefined && N === undefined && T === undefined ? plainStoreFlags : { b, C, F, M, N, T },
+      },
       storeReply,
       { timeoutMillis, idempotent, key },
     )
