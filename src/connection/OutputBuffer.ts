@@ -31,22 +31,29 @@ export class OutputBuffer {
     this.put(s)
   }
 
-  /** `<head><key><tail> O<opaque>\r\n`, from the line's bytes when it has them. */
+  /** `<head><key>[ <size>]<tail> O<opaque>\r\n`, from the line's bytes when it has them. */
   line(line: LineParts, opaque: number): void {
     const bytes = line.bytes
-    if (bytes === undefined) return this.lineText(line.head, line.key, line.tail, opaque)
+    if (bytes === undefined) return this.lineText(line.head, line.key, line.tail, opaque, false, line.size)
     this.ensure(bytes.byteLength + 20)
     this.block.set(bytes, this.end)
     this.end += bytes.byteLength
     this.lineEnd(opaque)
   }
 
-  /** `<head><key><tail> O<opaque>\r\n`; `ascii`: the key is known to be ASCII (base64). */
-  lineText(head: string, key: string, tail: string, opaque: number, ascii = false): void {
-    this.ensure((head.length + key.length + tail.length) * 3 + 20)
+  /**
+   * `<head><key>[ <size>]<tail> O<opaque>\r\n`; `ascii`: the key is known to be ASCII (base64);
+   * `size`: the value's, for `ms`.
+   */
+  lineText(head: string, key: string, tail: string, opaque: number, ascii = false, size?: number): void {
+    this.ensure((head.length + key.length + tail.length) * 3 + 40)
     this.put(head)
     if (ascii) this.putAscii(key)
     else this.put(key)
+    if (size !== undefined) {
+      this.block[this.end++] = 32 // " "
+      this.putInt(size)
+    }
     this.put(tail)
     this.block[this.end++] = 32 // " "
     this.block[this.end++] = 79 // "O"

@@ -171,13 +171,15 @@ export const constantFlags = <F extends object>(flags: F): F => {
 export const suffixOf = (flags: object): string => suffixes.get(flags) ?? encodeFlags(flags as AllFlags)
 
 /**
- * A request line in the three parts a connection writes without joining them: `head` (the
- * command and a space), the key, and `tail` (the value's size for `ms`, then the flags). The
- * connection appends its opaque token (` O<n>`) and `\r\n`; for `ms`, the value block follows.
+ * A request line in the parts a connection writes without joining them: `head` (the command and
+ * a space), the key, ` <size>` for `ms`, and `tail` (the flags). The connection appends its opaque
+ * token (` O<n>`) and `\r\n`; for `ms`, the value block follows.
  */
 export interface LineParts {
   readonly head: string
   readonly key: string
+  /** the value's size (`ms`) */
+  readonly size: number | undefined
   readonly tail: string
   /**
    * `head + key + tail + " O"` as bytes, for a line sent again and again (a reused request
@@ -191,22 +193,21 @@ const HEADS = { mg: "mg ", ms: "ms ", md: "md ", ma: "ma " } as const
 export const lineParts = (req: MetaRequest): LineParts => {
   switch (req.command) {
     case "mn":
-      return { head: "mn", key: "", tail: "", bytes: undefined }
+      return { head: "mn", key: "", size: undefined, tail: "", bytes: undefined }
     case "ms":
-      return { head: HEADS.ms, key: req.key, tail: " " + req.value.byteLength + suffixOf(req.flags), bytes: undefined }
+      return { head: HEADS.ms, key: req.key, size: req.value.byteLength, tail: suffixOf(req.flags), bytes: undefined }
     default:
-      return { head: HEADS[req.command], key: req.key, tail: suffixOf(req.flags), bytes: undefined }
+      return { head: HEADS[req.command], key: req.key, size: undefined, tail: suffixOf(req.flags), bytes: undefined }
   }
 }
 
 /** The same parts with their bytes (see `LineParts.bytes`). */
-export const withBytes = (line: LineParts): LineParts => ({ ...line, bytes: Buffer.from(line.head + line.key + line.tail + " O", "utf8") })
+export const withBytes = (line: LineParts): LineParts => ({ ...line, bytes: Buffer.from(encodeParts(line) + " O", "utf8") })
+
+const encodeParts = (line: LineParts): string => line.head + line.key + (line.size === undefined ? "" : " " + line.size) + line.tail
 
 /** The request line without its end (see `lineParts`). */
-export const encodeLine = (req: MetaRequest): string => {
-  const { head, key, tail } = lineParts(req)
-  return head + key + tail
-}
+export const encodeLine = (req: MetaRequest): string => encodeParts(lineParts(req))
 
 /** The request line, `\r\n` included, without an opaque token. */
 export const encodeHeader = (req: MetaRequest): string => encodeLine(req) + "\r\n"
