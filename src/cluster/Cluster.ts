@@ -35,6 +35,9 @@ export class Cluster {
    * chosen. Read it right after `route`.
    */
   failedOverFrom: string | undefined = undefined
+  // The pool `pool` returned last (`setServers` forgets it).
+  private lastServer: string | undefined = undefined
+  private lastPool: ServerPool | undefined = undefined
 
   constructor(
     servers: ReadonlyArray<string>,
@@ -54,11 +57,15 @@ export class Cluster {
 
   /** The pool of a server; a custom `pickServer` may name servers outside the list. */
   pool(server: string): ServerPool {
+    // Consecutive requests mostly go to the same server (always, with one).
+    if (server === this.lastServer) return this.lastPool!
     let p = this.pools.get(server)
     if (p === undefined) {
       p = new ServerPool(server, this.poolOptions)
       this.pools.set(server, p)
     }
+    this.lastServer = server
+    this.lastPool = p
     return p
   }
 
@@ -104,6 +111,8 @@ export class Cluster {
    */
   setServers(servers: ReadonlyArray<string>, pickServer: (key: string) => ReadonlyArray<string>): void {
     this.pickServer = pickServer
+    this.lastServer = undefined
+    this.lastPool = undefined
     const listed = new Set(servers)
     for (const [server, pool] of Array.from(this.pools)) {
       if (listed.has(server)) continue
