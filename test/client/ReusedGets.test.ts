@@ -13,14 +13,19 @@ import { normal, scriptedServer } from "../support/scriptedServer.js"
 
 const decoder = new TextDecoder()
 
+/** A client of a memcached of its own, both in the test's scope. */
+const clientOfOwnMemcached = Effect.gen(function* () {
+  const proc = yield* Effect.acquireRelease(
+    Effect.promise(() => startMemcached()),
+    (p) => Effect.promise(() => p.stop()),
+  )
+  return yield* make({ servers: [proc.address] })
+})
+
 describe("reused plain gets", () => {
   it.scopedLive("a plain get's effect is reused per key; a get with options or of another key is not", () =>
     Effect.gen(function* () {
-      const proc = yield* Effect.acquireRelease(
-        Effect.promise(() => startMemcached()),
-        (p) => Effect.promise(() => p.stop()),
-      )
-      const mc = yield* make({ servers: [proc.address] })
+      const mc = yield* clientOfOwnMemcached
       const key = uniqueKey("reuse")
       expect(mc.get(key)).toBe(mc.get(key))
       expect(mc.get(key)).not.toBe(mc.get(`${key}-other`))
@@ -52,11 +57,7 @@ describe("reused plain gets", () => {
 
   it.scopedLive("concurrent runs of reused gets each get their own reply", () =>
     Effect.gen(function* () {
-      const proc = yield* Effect.acquireRelease(
-        Effect.promise(() => startMemcached()),
-        (p) => Effect.promise(() => p.stop()),
-      )
-      const mc = yield* make({ servers: [proc.address] })
+      const mc = yield* clientOfOwnMemcached
       const keys = Array.from({ length: 50 }, (_, i) => uniqueKey(`many-${i}`))
       yield* Effect.forEach(keys, (key) => mc.set({ key, value: key }), { discard: true })
       // 50 keys × 40 runs of each key's one effect, all in flight together.
