@@ -14,7 +14,7 @@ import type { McClientService, PartialItems } from "./Client.js"
 import { recordOperation } from "./Metrics.js"
 import { internalCounterOf } from "./Namespaces.js"
 import type { ReadThroughOps } from "./ReadThrough.js"
-import { Hit, type Transport } from "./Transport.js"
+import type { Transport } from "./Transport.js"
 
 export interface TracingConfig {
   /** keys as `db.memcached.key` (they may carry personal data) */
@@ -134,13 +134,15 @@ export const observeTransport = (base: Transport, config: ObserveConfig): Transp
         call.batch = routingKeys
         return Effect.map(
           base.getMany(routingKeys, wires, flags, call.span === undefined ? options : { ...options, onRetry: call.onRetry }),
-          (outcomes) => {
-            for (const o of outcomes) {
+          (result) => {
+            const { outcomes, servers } = result
+            for (let i = 0; i < outcomes.length; i++) {
+              const o = outcomes[i]
               if (o === undefined) continue
-              if (o instanceof Hit) call.noteServer(o.server)
-              else if ("server" in o && typeof o.server === "string" && o.server !== "") call.noteServer(o.server)
+              const server = servers[i] ?? ("server" in o ? o.server : undefined)
+              if (typeof server === "string" && server !== "") call.noteServer(server)
             }
-            return outcomes
+            return result
           },
         )
       }),

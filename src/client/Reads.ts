@@ -8,14 +8,14 @@ import { type CacheMiss, ClientError, DecodeError, type McError } from "../Error
 import type { Item } from "../Item.js"
 import type { GetMultiOptions, GetOptions } from "../Options.js"
 import { constantFlags, type GetFlags, type MetaRequest } from "../protocol/Request.js"
-import type { Reply } from "../protocol/Reply.js"
+import { Reply } from "../protocol/Reply.js"
 import { checkCodecArgs, checkGetOptions } from "./CallOptions.js"
 import type { ClientContext } from "./ClientContext.js"
 import { runCodec } from "./Compression.js"
 import { badInput, notAKey, unreadable } from "./Inputs.js"
 import { internalFlagsOf, type ItemImpl, makeItem } from "./Items.js"
 import { cacheMiss, unexpected } from "./Replies.js"
-import { captureRegister, Hit, offerRegistered, type Register } from "./Transport.js"
+import { captureRegister, offerRegistered, type Register } from "./Transport.js"
 import { COMPRESSED, NAMESPACED, readNamespaceHeader, USER_FLAGS_MASK } from "./ValueFormat.js"
 
 /** `getMulti(keys, { partial: true })`: the hits, and the keys that could not be read. */
@@ -177,21 +177,21 @@ export const makeReads = (ctx: ClientContext) => {
       const answer = (found: ReadonlyMap<string, Item>) => (partial ? { items: found, failed } : found)
       return Effect.flatMap(
         transport.getMany(routing, wires, getFlags(o), { timeoutMillis, startedAt, broadcast: o?.broadcast === true }),
-        (outcomes) => {
+        ({ outcomes, servers }) => {
           const found = new Map<string, Item>()
-          const later: Array<Hit> = []
+          const later: Array<{ readonly reply: Reply; readonly server: string }> = []
           const laterKeys: Array<string> = []
           for (let i = 0; i < outcomes.length; i++) {
             const outcome = outcomes[i]
             if (outcome === undefined) continue
             const key = routing[i]!
-            if (!(outcome instanceof Hit)) {
+            if (!(outcome instanceof Reply)) {
               if (!partial) return Effect.fail(outcome)
               failed.set(key, outcome)
-            } else if (((outcome.reply.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) {
-              found.set(key, makeItem(key, outcome.reply, outcome.reply.value!, 0))
+            } else if (((outcome.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) {
+              found.set(key, makeItem(key, outcome, outcome.value!, 0))
             } else {
-              later.push(outcome)
+              later.push({ reply: outcome, server: servers[i]! })
               laterKeys.push(key)
             }
           }

@@ -48,15 +48,13 @@ export interface ManyOptions {
   readonly onRetry?: ((error: McError) => void) | undefined
 }
 
-/** A key's outcome in `getMany`. */
-export type ManyOutcome = Hit | McError | undefined
+/** A key's outcome in `getMany`: its hit (`VA`), `undefined` for a miss, or why it was not read. */
+export type ManyOutcome = Reply | McError | undefined
 
-/** A key's value, and the server it came from. */
-export class Hit {
-  constructor(
-    readonly reply: Reply,
-    readonly server: string,
-  ) {}
+/** What `getMany` answers: the i-th key's outcome, and for a hit the server that answered. */
+export interface ManyResult {
+  readonly outcomes: ReadonlyArray<ManyOutcome>
+  readonly servers: ReadonlyArray<string | undefined>
 }
 
 export interface Transport {
@@ -84,7 +82,7 @@ export interface Transport {
     wires: ReadonlyArray<string>,
     flags: GetFlags,
     options: ManyOptions,
-  ) => Effect.Effect<ReadonlyArray<ManyOutcome>>
+  ) => Effect.Effect<ManyResult>
   /** The version of the server that owns `routingKey`. */
   readonly version: (routingKey: string) => Effect.Effect<ServerVersion, McError>
   /** Every server's state, connections and load (no I/O). */

@@ -4,7 +4,7 @@
  */
 import { Effect } from "effect"
 import { unexpected } from "../client/Replies.js"
-import { Hit, type ManyOutcome, type Transport } from "../client/Transport.js"
+import type { ManyOutcome, Transport } from "../client/Transport.js"
 import { ClientError, CorruptResponse } from "../Errors.js"
 import { MemoryEngine } from "../memory/MemoryEngine.js"
 import type { Reply } from "../protocol/Reply.js"
@@ -46,6 +46,7 @@ export const makeMemoryTransport = (options: MemoryOptions = {}): Transport => {
         Effect.sync(() => {
           const now = clock.unsafeCurrentTimeMillis()
           const outcomes: Array<ManyOutcome> = new Array(wires.length)
+          const servers: Array<string | undefined> = new Array(wires.length).fill(undefined)
           for (let i = 0; i < wires.length; i++) {
             const reply = engine.execute({ command: "mg", key: wires[i]!, flags }, now)
             countRead(reply)
@@ -53,10 +54,11 @@ export const makeMemoryTransport = (options: MemoryOptions = {}): Transport => {
               reply === undefined || reply.code === "EN"
                 ? undefined
                 : reply.code === "VA"
-                  ? new Hit(reply, MEMORY_SERVER)
+                  ? reply
                   : unexpected(reply, MEMORY_SERVER, routingKeys[i]!)
+            if (reply?.code === "VA") servers[i] = MEMORY_SERVER
           }
-          return outcomes
+          return { outcomes, servers }
         }),
       ),
     version: () => Effect.succeed(MEMORY_VERSION),

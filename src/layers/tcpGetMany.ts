@@ -10,9 +10,10 @@ import type { Cluster } from "../cluster/Cluster.js"
 import { Connection } from "../connection/Connection.js"
 import { BatchSlot, type BatchResult } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
-import { Hit, type ManyOptions, type ManyOutcome } from "../client/Transport.js"
+import type { ManyOptions, ManyOutcome, ManyResult } from "../client/Transport.js"
 import { type McError, NoServers, Timeout, withoutStack } from "../Errors.js"
 import type { GetFlags } from "../protocol/Request.js"
+import { Reply } from "../protocol/Reply.js"
 
 // Keys per batch: larger groups are split, and each chunk picks the least loaded connection.
 const CHUNK = 512
@@ -35,7 +36,7 @@ const quietFlags = (flags: GetFlags): GetFlags => {
 export const isRetryable = (e: { readonly _tag: string }): boolean => e._tag === "ConnectionError" || e._tag === "CorruptResponse"
 
 /** A key's outcome is a failure of its server under it (retried within the deadline). */
-const failedRetryably = (o: ManyOutcome): o is McError => o !== undefined && !(o instanceof Hit) && isRetryable(o)
+const failedRetryably = (o: ManyOutcome): o is McError => o !== undefined && !(o instanceof Reply) && isRetryable(o)
 
 interface Sent {
   readonly server: string
@@ -52,17 +53,20 @@ export const makeGetMany =
     wires: ReadonlyArray<string>,
     flags: GetFlags,
     options: ManyOptions,
-  ): Effect.Effect<ReadonlyArray<ManyOutcome>> =>
+  ): Effect.Effect<ManyResult> =>
     Effect.suspend(() => {
       const n = wires.length
       const outcomes: Array<ManyOutcome> = new Array(n).fill(undefined)
-      if (n === 0) return Effect.succeed(outcomes)
+      // the server of each hit
+      const servers: Array<string | undefined> = new Array(n).fill(undefined)
+      const result: ManyResult = { outcomes, servers }
+      if (n === 0) return Effect.succeed(result)
       const deadline = options.startedAt + options.timeoutMillis
       const quiet = quietFlags(flags)
       const end = flags.b === true ? END_BINARY : END_TEXT
       // Broadcast: per key, the rank of the server whose answer is kept, and whether any asked
       // server failed (a miss counts only when every asked server answered).
-      const bestRank: Array<number> = new Array(n).fill(Number.POSITIVE_INFINITY)
+      const bestRank: Array<number> | undefined = options.broadcast ? new Array(n).fill(Number.POSITIVE_INFINITY) : undefined
 
       const plan = (indices: ReadonlyArray<number>): Array<Sent> => {
         const groups = new Map<string, { indices: Array<number>; ranks: Array<number> | undefined }>()
@@ -147,20 +151,23 @@ export const makeGetMany =
             for (let j = 0; j < batch.indices.length; j++) {
               const i = batch.indices[j]!
               const o = outcomes[i]
-              if (!(o instanceof Hit)) outcomes[i] = error
+              if (!(o instanceof Reply)) outcomes[i] = error
             }
           },
           onSuccess: ({ hits, error }) => {
             for (let j = 0; j < batch.indices.length; j++) {
               const i = batch.indices[j]!
               const reply = hits[j]
-              const rank = batch.ranks === undefined ? 0 : batch.ranks[j]!
               if (reply !== undefined) {
-                if (rank < bestRank[i]!) {
+                if (bestRank !== undefined) {
+                  // broadcast: the most preferred server's hit wins
+                  const rank = batch.ranks![j]!
+                  if (rank >= bestRank[i]!) continue
                   bestRank[i] = rank
-                  outcomes[i] = new Hit(reply, batch.server)
                 }
-              } else if (error !== undefined && !(outcomes[i] instanceof Hit)) {
+                outcomes[i] = reply
+                servers[i] = batch.server
+              } else if (error !== undefined && !(outcomes[i] instanceof Reply)) {
                 // An error reply in the batch: this key may be the one that failed.
                 outcomes[i] = error
               }
@@ -198,11 +205,11 @@ export const makeGetMany =
             )
           }
         }
-        return outcomes
+        return result
       })
 
       // Retries, and their schedule's driver, only when a server failed under some keys.
       const all: Array<number> = new Array(n)
       for (let i = 0; i < n; i++) all[i] = i
-      return Effect.flatMap(round(all), () => (outcomes.some(failedRetryably) ? retries : Effect.succeed(outcomes)))
+      return Effect.flatMap(round(all), () => (outcomes.some(failedRetryably) ? retries : Effect.succeed(result)))
     })
