@@ -168,21 +168,40 @@ export class ReplyParser {
       chunk = chunk.subarray(this.skip)
       this.skip = 0
     }
-    let buf = chunk
     if (this.pendingBytes > 0) {
-      const needed = this.valueReply !== undefined ? this.valueSize + 2 : 0
-      if (needed > 0 && this.pendingBytes + chunk.length < needed) {
+      // Only the unfinished value block or header line is joined; the rest of the chunk is parsed
+      // where it lies (joining the whole chunk copied up to 64 KiB per read).
+      let head: number
+      if (this.valueReply !== undefined) {
+        head = this.valueSize + 2 - this.pendingBytes
+      } else {
+        const lf = chunk.indexOf(LF)
+        if (lf === -1) {
+          head = chunk.length
+          if (this.pendingBytes + head > MAX_LINE) return this.fail(new CorruptResponse({ reason: "reply line too long" }))
+        } else {
+          head = lf + 1
+        }
+      }
+      if (head > chunk.length) {
         this.pending.push(chunk)
         this.pendingBytes += chunk.length
         return undefined
       }
-      this.pending.push(chunk)
-      buf = Buffer.concat(this.pending, this.pendingBytes + chunk.length)
+      this.pending.push(chunk.subarray(0, head))
+      const joined = Buffer.concat(this.pending, this.pendingBytes + head)
       this.pending = []
       this.pendingBytes = 0
+      const err = this.parse(joined)
+      if (err !== undefined) return this.fail(err)
+      chunk = chunk.subarray(head)
     }
-    const err = this.parse(buf)
-    if (err !== undefined) this.failed = err
+    const err = this.parse(chunk)
+    return err === undefined ? undefined : this.fail(err)
+  }
+
+  private fail(err: CorruptResponse): CorruptResponse {
+    this.failed = err
     return err
   }
 
