@@ -28,6 +28,12 @@ const EMPTY = new Uint8Array(0)
 // Request effects of plain gets kept for reuse, per client.
 const PLAIN_GETS_CACHED = 4096
 
+/** A plain get's request effect, and its register step for the Promise client (see `registered`). */
+interface ReusedGet {
+  readonly effect: Effect.Effect<Item, CacheMiss | McError | DecodeError>
+  readonly register: Register<Item, CacheMiss | McError | DecodeError> | undefined
+}
+
 export const makeReads = (ctx: ClientContext) => {
   const { transport, config, keys, b, timeoutOf, ns } = ctx
 
@@ -96,7 +102,7 @@ export const makeReads = (ctx: ClientContext) => {
   // Plain gets (no options) of recent keys reuse their request effect: an effect is a description,
   // and each run routes, times, sends and decodes anew; what a reuse skips is building it (the key's
   // hash lookup, the request, the call object and the effect: ~500 B a get). First in, first out.
-  const plainGets = new Map<string, { readonly effect: Effect.Effect<Item, CacheMiss | McError | DecodeError>; readonly register: Register<Item, CacheMiss | McError | DecodeError> | undefined }>()
+  const plainGets = new Map<string, ReusedGet>()
 
   const get = (key: string, options?: GetOptions): Effect.Effect<Item, CacheMiss | McError | DecodeError> => {
     if (options === undefined) {
