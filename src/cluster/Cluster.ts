@@ -96,7 +96,11 @@ export class Cluster {
 
   /** The server a key routes to now (first healthy), for batching keys per server. */
   serverFor(key: string): string | NoServers {
-    const servers = this.pickServer(key)
+    return this.firstHealthy(this.pickServer(key), key)
+  }
+
+  /** The first server of `servers` (what `pickServer` gave for `key`) that is not marked down. */
+  firstHealthy(servers: ReadonlyArray<string>, key: string): string | NoServers {
     if (servers.length === 0) return new NoServers({ reason: "pickServer returned no server", key })
     for (const server of servers) {
       const p = this.pool(server)
@@ -104,6 +108,7 @@ export class Cluster {
     }
     return servers[0]!
   }
+
 
   /**
    * The server list changed (discovery): keys route by `pickServer` from now on, and the pools of

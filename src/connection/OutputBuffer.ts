@@ -148,23 +148,8 @@ export class OutputBuffer {
     this.end = at
   }
 
-  /** A non-negative integer below 2^31 (32-bit integer arithmetic). */
-  private putSmallInt(n: number): void {
-    let digits = 1
-    for (let m = n; m >= 10; m = (m / 10) | 0) digits++
-    let at = this.end + digits
-    this.end = at
-    const block = this.block
-    do {
-      const q = (n / 10) | 0
-      block[--at] = 48 + n - q * 10
-      n = q
-    } while (n > 0)
-  }
-
   /** A non-negative integer as decimal digits. */
   private putInt(n: number): void {
-    if (n < 0x80000000) return this.putSmallInt(n)
     let digits = 1
     for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++
     let at = this.end + digits

@@ -88,7 +88,7 @@ export const makeGetMany =
           for (const i of indices) {
             const list = cluster.pickServer(routingKeys[i]!)
             if (list !== lastList || lastGroup === undefined) {
-              const server = cluster.serverFor(routingKeys[i]!)
+              const server = cluster.firstHealthy(list, routingKeys[i]!)
               if (typeof server !== "string") {
                 outcomes[i] = server
                 lastList = undefined

@@ -182,8 +182,8 @@ export interface LineParts {
   readonly size: number | undefined
   readonly tail: string
   /**
-   * `head + key + tail + " O"` as bytes, for a line sent again and again (a reused request
-   * effect): copied in one step instead of character by character.
+   * The line up to its opaque token (`head`, key, size, `tail`, then ` O`) as bytes, for a line
+   * sent again and again (a reused request effect): copied in one step, not character by character.
    */
   readonly bytes: Uint8Array | undefined
 }
