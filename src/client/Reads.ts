@@ -15,7 +15,7 @@ import { runCodec } from "./Compression.js"
 import { badInput, notAKey, unreadable } from "./Inputs.js"
 import { internalFlagsOf, type ItemImpl, makeItem } from "./Items.js"
 import { cacheMiss, unexpected } from "./Replies.js"
-import { captureRegister, offerRegistered, type Register } from "./Transport.js"
+import { captureRegister, offerRegistered, type Register, releaseReplies } from "./Transport.js"
 import { COMPRESSED, NAMESPACED, readNamespaceHeader, USER_FLAGS_MASK } from "./ValueFormat.js"
 
 /** `getMulti(keys, { partial: true })`: the hits, and the keys that could not be read. */
@@ -155,7 +155,7 @@ export const makeReads = (ctx: ClientContext) => {
   }
 
   const getMultiChecked = (
-    keyList: Iterable<string>,
+    keyList: ReadonlyArray<string>,
     o?: GetMultiOptions,
   ): Effect.Effect<ReadonlyMap<string, Item> | PartialItems, McError | DecodeError> =>
     Effect.suspend(() => {
@@ -164,36 +164,43 @@ export const makeReads = (ctx: ClientContext) => {
       const timeoutMillis = timeoutOf(o?.timeout)
       const partial = o?.partial === true
       const failed = new Map<string, McError | DecodeError>()
+      // The answer doubles as the set of keys seen: each key is entered once, in order, and the
+      // ones that turn out not to be hits are taken out (one hash operation per key, not two).
+      const found = new Map<string, Item | undefined>()
       const routing: Array<string> = []
       const wires: Array<string> = []
-      const seen = new Set<string>()
       for (const key of keyList) {
-        // Each key once: one hash operation tells whether it was seen.
-        const size = seen.size
-        if (seen.add(key).size === size) continue
+        const size = found.size
+        if (found.set(key, undefined).size === size) continue
         const wire = keys.encode(key)
         if (typeof wire !== "string") {
           if (!partial) return Effect.fail(wire)
+          found.delete(key)
           failed.set(key, wire)
           continue
         }
         routing.push(key)
         wires.push(wire)
       }
-      const answer = (found: ReadonlyMap<string, Item>) => (partial ? { items: found, failed } : found)
+      const fail = (key: string, error: McError | DecodeError) => {
+        found.delete(key)
+        failed.set(key, error)
+      }
+      // Every key left in `found` has its item now.
+      const answer = () => (partial ? { items: found as Map<string, Item>, failed } : (found as Map<string, Item>))
       return Effect.flatMap(
         transport.getMany(routing, wires, getFlags(o), { timeoutMillis, startedAt, broadcast: o?.broadcast === true }),
         ({ outcomes, servers }) => {
-          const found = new Map<string, Item>()
           const later: Array<{ readonly reply: Reply; readonly server: string }> = []
           const laterKeys: Array<string> = []
           for (let i = 0; i < outcomes.length; i++) {
             const outcome = outcomes[i]
-            if (outcome === undefined) continue
             const key = routing[i]!
-            if (!(outcome instanceof Reply)) {
+            if (outcome === undefined) {
+              found.delete(key)
+            } else if (!(outcome instanceof Reply)) {
               if (!partial) return Effect.fail(outcome)
-              failed.set(key, outcome)
+              fail(key, outcome)
             } else if (((outcome.clientFlags ?? 0) & ~USER_FLAGS_MASK) === 0) {
               found.set(key, makeItem(key, outcome, outcome.value!, 0))
             } else {
@@ -201,11 +208,12 @@ export const makeReads = (ctx: ClientContext) => {
               laterKeys.push(key)
             }
           }
-          if (later.length === 0) return Effect.succeed(answer(found))
+          releaseReplies(outcomes)
+          if (later.length === 0) return Effect.succeed(answer())
           // Namespaced or compressed items: one namespace lookup for the batch, then per item.
           const failAll = (error: McError | DecodeError) =>
             Effect.sync(() => {
-              for (const key of laterKeys) failed.set(key, error)
+              for (const key of laterKeys) if (found.get(key) === undefined) fail(key, error)
             })
           return ns.versionsFor(later.map((hit) => hit.reply), timeoutMillis).pipe(
             Effect.flatMap((known) =>
@@ -220,16 +228,19 @@ export const makeReads = (ctx: ClientContext) => {
                     },
                   }),
                   Effect.flatMap((error) => {
-                    if (error === undefined) return Effect.void
+                    if (error === undefined) {
+                      if (found.get(laterKeys[j]!) === undefined) found.delete(laterKeys[j]!)
+                      return Effect.void
+                    }
                     if (!partial) return Effect.fail(error)
-                    failed.set(laterKeys[j]!, error)
+                    fail(laterKeys[j]!, error)
                     return Effect.void
                   }),
                 ),
               ),
             ),
             (self) => (partial ? Effect.catchAll(self, failAll) : self),
-            Effect.as(answer(found)),
+            Effect.as(answer()),
           )
         },
       )

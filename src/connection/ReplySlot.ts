@@ -81,8 +81,8 @@ export class SingleReplySlot<A, E> implements Slot {
 
 /** What one server answered to a batch of gets. */
 export interface BatchResult {
-  /** the hit of each key, by its index in the batch; `undefined`: no hit */
-  readonly hits: ReadonlyArray<Reply | undefined>
+  /** the hit of each key, by its index in the batch; `undefined`: no hit. Emptied once read. */
+  readonly hits: Array<Reply | undefined>
   /**
    * An error reply inside the batch. Error replies carry no opaque token, so the keys without a
    * hit may have failed rather than missed.

@@ -10,7 +10,7 @@ import type { Cluster } from "../cluster/Cluster.js"
 import { Connection } from "../connection/Connection.js"
 import { BatchSlot, type BatchResult } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
-import type { ManyOptions, ManyOutcome, ManyResult } from "../client/Transport.js"
+import { type ManyOptions, type ManyOutcome, type ManyResult, releaseReplies } from "../client/Transport.js"
 import { type McError, NoServers, Timeout, withoutStack } from "../Errors.js"
 import type { GetFlags } from "../protocol/Request.js"
 import { Reply } from "../protocol/Reply.js"
@@ -123,8 +123,12 @@ export const makeGetMany =
             resume(Effect.fail(conn))
             return
           }
-          const keys: Array<string> = new Array(batch.indices.length)
-          for (let j = 0; j < keys.length; j++) keys[j] = wires[batch.indices[j]!]!
+          // Indices are in ascending order: a batch of every key is the key list itself.
+          let keys = wires
+          if (batch.indices.length !== n) {
+            keys = new Array(batch.indices.length)
+            for (let j = 0; j < keys.length; j++) (keys as Array<string>)[j] = wires[batch.indices[j]!]!
+          }
           const slot = new BatchSlot(
             resume as (effect: Effect.Effect<BatchResult, SlotFailure>) => void,
             batch.server,
@@ -172,6 +176,7 @@ export const makeGetMany =
                 outcomes[i] = error
               }
             }
+            releaseReplies(hits)
           },
         })
 
