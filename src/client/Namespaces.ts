@@ -15,9 +15,10 @@
 import { Clock, Effect, Exit } from "effect"
 import type { McError } from "../Errors.js"
 import type { Reply } from "../protocol/Reply.js"
+import { arithmeticRequest, deleteRequest } from "../protocol/Request.js"
 import type { KeyEncoder } from "./Keys.js"
 import { unexpected } from "./Replies.js"
-import type { Transport } from "./Transport.js"
+import { requestOptions, type Transport } from "./Transport.js"
 import { readNamespaceHeader } from "./ValueFormat.js"
 
 const NAMESPACE_PREFIX = "mc:ns:"
@@ -38,7 +39,7 @@ export const makeNamespaces = (transport: Transport, keys: KeyEncoder) => {
     if (typeof wire !== "string") return Exit.fail(wire)
     return transport.request<bigint, never>(
       key,
-      { command: "ma", key: wire, flags: { b, v: true, N: ttl, J: initial, D: delta } },
+      arithmeticRequest(wire, { b, v: true, N: ttl, J: initial, D: delta }),
       (reply, server) => {
         if (reply.code === "VA") {
           const text = Buffer.from(reply.value!).toString("latin1")
@@ -46,7 +47,7 @@ export const makeNamespaces = (transport: Transport, keys: KeyEncoder) => {
         }
         return Exit.fail(unexpected(reply, server, key))
       },
-      { timeoutMillis, idempotent: delta === 0n, key },
+      requestOptions(timeoutMillis, delta === 0n, key),
     )
   }
 
@@ -80,11 +81,7 @@ export const makeNamespaces = (transport: Transport, keys: KeyEncoder) => {
       const wire = keys.encode(key)
       if (typeof wire !== "string") return Effect.void
       return transport
-        .request<void, never>(key, { command: "md", key: wire, flags: { b } }, () => Exit.void, {
-          timeoutMillis,
-          idempotent: true,
-          key,
-        })
+        .request<void, never>(key, deleteRequest(wire, { b }), () => Exit.void, requestOptions(timeoutMillis, true, key))
         .pipe(Effect.ignore, Effect.forkDaemon, Effect.asVoid)
     },
 

@@ -20,6 +20,7 @@ import { type CodecOption, decodeValue, encodeValue } from "../Codec.js"
 import { type CacheMiss, type CASConflict, ClientError, type DecodeError, type EncodeError, type McError, type NotStored } from "../Errors.js"
 import type { Expiration } from "../Options.js"
 import type { Reply } from "../protocol/Reply.js"
+import { deleteRequest, getRequest, StoreFlags, storeRequest } from "../protocol/Request.js"
 import {
   badInput,
   expirationRule,
@@ -34,7 +35,7 @@ import {
 } from "./Inputs.js"
 import type { KeyEncoder } from "./Keys.js"
 import { cacheMiss, casConflict, storeReply, unexpected } from "./Replies.js"
-import type { Transport } from "./Transport.js"
+import { requestOptions, type Transport } from "./Transport.js"
 import { COMPRESSED, NAMESPACED, USER_FLAGS_MASK } from "./ValueFormat.js"
 
 export interface LeaseOptions {
@@ -160,34 +161,26 @@ export const makeReadThroughOps = (transport: Transport, keys: KeyEncoder): Read
     get: (key, wire, N, R, timeoutMillis) =>
       transport.request(
         key,
-        {
-          command: "mg",
-          key: wire,
-          flags: { b, c: true, f: true, v: true, ...(N === undefined ? {} : { N }), ...(R === undefined ? {} : { R }) },
-        },
+        getRequest(wire, { b, c: true, f: true, v: true, ...(N === undefined ? {} : { N }), ...(R === undefined ? {} : { R }) }),
         decodeFound,
-        { timeoutMillis, idempotent: true, key },
+        requestOptions(timeoutMillis, true, key),
       ),
     add: (key, wire, value, F, T, timeoutMillis) =>
       transport.request(
         key,
-        { command: "ms", key: wire, value, flags: { b, F: F === 0 ? undefined : F, M: "E", T: T === 0 ? undefined : T } },
+        storeRequest(wire, new StoreFlags(b, undefined, F === 0 ? undefined : F, "E", undefined, T === 0 ? undefined : T), value),
         storeReply as (reply: Reply, server: string, key: string) => Exit.Exit<void, NotStored | McError>,
-        { timeoutMillis, idempotent: true, key },
+        requestOptions(timeoutMillis, true, key),
       ),
     compareAndSwap: (key, wire, value, F, T, C, timeoutMillis) =>
       transport.request(
         key,
-        { command: "ms", key: wire, value, flags: { b, C, F: F === 0 ? undefined : F, T: T === 0 ? undefined : T } },
+        storeRequest(wire, new StoreFlags(b, C, F === 0 ? undefined : F, undefined, undefined, T === 0 ? undefined : T), value),
         storeReply,
-        { timeoutMillis, idempotent: true, key },
+        requestOptions(timeoutMillis, true, key),
       ),
     del: (key, wire, C, I, timeoutMillis) =>
-      transport.request(key, { command: "md", key: wire, flags: I ? { b, C, I } : { b, C } }, decodeDeleted, {
-        timeoutMillis,
-        idempotent: true,
-        key,
-      }),
+      transport.request(key, deleteRequest(wire, I ? { b, C, I } : { b, C }), decodeDeleted, requestOptions(timeoutMillis, true, key)),
   }
 }
 

@@ -7,7 +7,7 @@ import { type CodecOption, decodeValue } from "../Codec.js"
 import { type CacheMiss, ClientError, DecodeError, type McError } from "../Errors.js"
 import type { Item } from "../Item.js"
 import type { GetMultiOptions, GetOptions } from "../Options.js"
-import { constantFlags, type GetFlags, type MetaRequest } from "../protocol/Request.js"
+import { constantFlags, type GetFlags, getRequest } from "../protocol/Request.js"
 import { Reply } from "../protocol/Reply.js"
 import { checkCodecArgs, checkGetOptions } from "./CallOptions.js"
 import type { ClientContext } from "./ClientContext.js"
@@ -15,7 +15,7 @@ import { runCodec } from "./Compression.js"
 import { badInput, notAKey, unreadable } from "./Inputs.js"
 import { internalFlagsOf, type ItemImpl, makeItem } from "./Items.js"
 import { cacheMiss, unexpected } from "./Replies.js"
-import { captureRegister, offerRegistered, type Register, releaseReplies } from "./Transport.js"
+import { captureRegister, offerRegistered, type Register, releaseReplies, requestOptions } from "./Transport.js"
 import { COMPRESSED, NAMESPACED, readNamespaceHeader, USER_FLAGS_MASK } from "./ValueFormat.js"
 
 /** `getMulti(keys, { partial: true })`: the hits, and the keys that could not be read. */
@@ -122,11 +122,10 @@ export const makeReads = (ctx: ClientContext) => {
       o = checked
     }
     const timeoutMillis = timeoutOf(o?.timeout)
-    const request: MetaRequest = { command: "mg", key: wire, flags: getFlags(o) }
-    if (o !== undefined) return transport.request(key, request, decodeGet(timeoutMillis), { timeoutMillis, idempotent: true, key })
-    const built = captureRegister(() =>
-      transport.request<Item, CacheMiss | DecodeError>(key, request, decodePlainGet, { timeoutMillis, idempotent: true, key }),
-    )
+    const request = getRequest(wire, getFlags(o))
+    const opts = requestOptions(timeoutMillis, true, key)
+    if (o !== undefined) return transport.request(key, request, decodeGet(timeoutMillis), opts)
+    const built = captureRegister(() => transport.request<Item, CacheMiss | DecodeError>(key, request, decodePlainGet, opts))
     if (plainGets.size >= PLAIN_GETS_CACHED) plainGets.delete(plainGets.keys().next().value!)
     plainGets.set(key, built)
     offerRegistered(built.effect, built.register)

@@ -7,7 +7,7 @@ import { type CodecOption, encodeValue } from "../Codec.js"
 import { type CacheMiss, type CASConflict, ClientError, EncodeError, type McError, type NotStored } from "../Errors.js"
 import type { ItemInput } from "../Item.js"
 import type { SetOptions } from "../Options.js"
-import { constantFlags, type SetFlags, type SetMode } from "../protocol/Request.js"
+import { constantFlags, type SetFlags, type SetMode, StoreFlags, storeRequest } from "../protocol/Request.js"
 import { supportsAppendVivify } from "../connection/Version.js"
 import { checkCodecArgs } from "./CallOptions.js"
 import type { ClientContext } from "./ClientContext.js"
@@ -30,6 +30,7 @@ import {
   unreadable,
 } from "./Inputs.js"
 import { storeReply } from "./Replies.js"
+import { requestOptions } from "./Transport.js"
 import { COMPRESSED, NAMESPACED, USER_FLAGS_MASK, writeNamespaceHeader } from "./ValueFormat.js"
 
 const encoder = new TextEncoder()
@@ -55,14 +56,13 @@ export const makeStores = (ctx: ClientContext) => {
   ) =>
     transport.request<void, NotStored | CASConflict | CacheMiss>(
       key,
-      {
-        command: "ms",
-        key: wire,
+      storeRequest(
+        wire,
+        C === undefined && F === undefined && M === undefined && N === undefined && T === undefined ? plainStoreFlags : new StoreFlags(b, C, F, M, N, T),
         value,
-        flags: C === undefined && F === undefined && M === undefined && N === undefined && T === undefined ? plainStoreFlags : { b, C, F, M, N, T },
-      },
+      ),
       storeReply,
-      { timeoutMillis, idempotent, key },
+      requestOptions(timeoutMillis, idempotent, key),
     )
 
   /** set / add / replace / cas: the value goes through min-uses, compression and namespace. */

@@ -18,6 +18,18 @@ export interface RequestOptions {
   readonly onRetry?: ((error: McError) => void) | undefined
 }
 
+class Options implements RequestOptions {
+  constructor(
+    readonly timeoutMillis: number,
+    readonly idempotent: boolean,
+    readonly key: string,
+  ) {}
+}
+
+/** A request's options, built by a constructor like the request itself (see `getRequest`). */
+export const requestOptions = (timeoutMillis: number, idempotent: boolean, key: string): RequestOptions =>
+  new Options(timeoutMillis, idempotent, key)
+
 /** One server as the client sees it (`McClient.status`). */
 export interface ServerStatus {
   readonly address: string

@@ -17,7 +17,9 @@ import {
   timeoutMillisOf,
   toU64,
 } from "./Inputs.js"
+import { arithmeticRequest, deleteRequest, getRequest } from "../protocol/Request.js"
 import { cacheMiss, deleted, touched, unexpected } from "./Replies.js"
+import { requestOptions } from "./Transport.js"
 
 export const makeUpdates = (ctx: ClientContext) => {
   const { transport, config, keys, b, ns } = ctx
@@ -36,9 +38,9 @@ export const makeUpdates = (ctx: ClientContext) => {
     const flags = T === undefined ? { b } : { b, I: true, T }
     return transport.request<void, CacheMiss>(
       key,
-      { command: "md", key: wire, flags },
+      deleteRequest(wire, flags),
       deleted,
-      { timeoutMillis, idempotent: true, key },
+      requestOptions(timeoutMillis, true, key),
     )
   }
 
@@ -78,7 +80,7 @@ export const makeUpdates = (ctx: ClientContext) => {
       }
       return transport.request<bigint, CacheMiss | BadIncrDec>(
         key,
-        { command: "ma", key: wire, flags },
+        arithmeticRequest(wire, flags),
         (reply, server, key) => {
           if (reply.code === "VA") {
             const text = Buffer.from(reply.value!).toString("latin1")
@@ -91,7 +93,7 @@ export const makeUpdates = (ctx: ClientContext) => {
             return Exit.fail(new BadIncrDec({ key, reason: "value is not a decimal number", server }))
           return Exit.fail(unexpected(reply, server, key))
         },
-        { timeoutMillis, idempotent: false, key },
+        requestOptions(timeoutMillis, false, key),
       )
     }
 
@@ -105,9 +107,9 @@ export const makeUpdates = (ctx: ClientContext) => {
     if (typeof timeoutMillis !== "number") return Exit.fail(timeoutMillis)
     return transport.request<void, CacheMiss>(
       key,
-      { command: "mg", key: wire, flags: { b, T } },
+      getRequest(wire, { b, T }),
       touched,
-      { timeoutMillis, idempotent: true, key },
+      requestOptions(timeoutMillis, true, key),
     )
   }
 

@@ -8,7 +8,7 @@ import { Connection } from "../connection/Connection.js"
 import { requestOn } from "../connection/ReplySlot.js"
 import type { SlotFailure } from "../connection/Slot.js"
 import { type AuthenticationError, type ConnectionError, NoServers, type UnsupportedServerVersion } from "../Errors.js"
-import type { MetaRequest } from "../protocol/Request.js"
+import { deleteRequest, type MetaRequest } from "../protocol/Request.js"
 import { FailoverLog, type FailoverWrite } from "./Failover.js"
 import { type HealthEvent, ServerPool, type ServerPoolOptions } from "./ServerPool.js"
 
@@ -22,7 +22,7 @@ export interface ClusterOptions extends Omit<ServerPoolOptions, "repair" | "need
 // Repairs run this many deletes at a time on one connection.
 const REPAIR_CONCURRENCY = 256
 
-const deleteRequest = (w: FailoverWrite): MetaRequest => ({ command: "md", key: w.wire, flags: { b: w.binary } })
+const repairRequest = (w: FailoverWrite): MetaRequest => deleteRequest(w.wire, { b: w.binary })
 
 export class Cluster {
   private readonly pools = new Map<string, ServerPool>()
@@ -144,7 +144,7 @@ export class Cluster {
   private repair(server: string, conn: Connection): Effect.Effect<void, SlotFailure> {
     const writes = this.failoverLog.take(server)
     const timeoutMillis = this.options.dialTimeoutMillis + this.options.stallTimeoutMillis
-    return Effect.forEach(writes, (w) => requestOn(conn, deleteRequest(w), timeoutMillis), {
+    return Effect.forEach(writes, (w) => requestOn(conn, repairRequest(w), timeoutMillis), {
       concurrency: REPAIR_CONCURRENCY,
       discard: true,
     }).pipe(
@@ -187,7 +187,7 @@ export class Cluster {
         deletes.push(
           Effect.suspend(() => {
             const conn = this.pool(server).pick(Date.now())
-            return conn instanceof Connection ? requestOn(conn, deleteRequest(w), timeoutMillis) : Effect.fail(conn)
+            return conn instanceof Connection ? requestOn(conn, repairRequest(w), timeoutMillis) : Effect.fail(conn)
           }).pipe(Effect.ignore),
         )
       }

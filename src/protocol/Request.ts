@@ -95,6 +95,58 @@ export type MetaRequest =
   | { readonly command: "ma"; readonly key: string; readonly flags: ArithmeticFlags }
   | { readonly command: "mn" }
 
+// The client builds its requests (and their line parts) with constructors, not object literals.
+// They live for a round trip, and V8 may pretenure an object literal's allocation site (allocate
+// its objects in the old generation) once some of them outlive a young collection; from then on
+// every request costs old-generation memory until a full collection. Measured on set c=50: 267 B
+// per set promoted with literals, 39 B with constructors.
+class Get {
+  readonly command = "mg"
+  constructor(
+    readonly key: string,
+    readonly flags: GetFlags,
+  ) {}
+}
+class Store {
+  readonly command = "ms"
+  constructor(
+    readonly key: string,
+    readonly flags: SetFlags,
+    readonly value: Uint8Array,
+  ) {}
+}
+class Delete {
+  readonly command = "md"
+  constructor(
+    readonly key: string,
+    readonly flags: DeleteFlags,
+  ) {}
+}
+class Arithmetic {
+  readonly command = "ma"
+  constructor(
+    readonly key: string,
+    readonly flags: ArithmeticFlags,
+  ) {}
+}
+
+export const getRequest = (key: string, flags: GetFlags): MetaRequest => new Get(key, flags)
+export const storeRequest = (key: string, flags: SetFlags, value: Uint8Array): MetaRequest => new Store(key, flags, value)
+export const deleteRequest = (key: string, flags: DeleteFlags): MetaRequest => new Delete(key, flags)
+export const arithmeticRequest = (key: string, flags: ArithmeticFlags): MetaRequest => new Arithmetic(key, flags)
+
+/** The token flags of a store (`undefined`: not written), built by a constructor (see above). */
+export class StoreFlags implements SetFlags {
+  constructor(
+    readonly b: boolean,
+    readonly C: bigint | undefined,
+    readonly F: number | undefined,
+    readonly M: SetMode | undefined,
+    readonly N: number | undefined,
+    readonly T: number | undefined,
+  ) {}
+}
+
 
 const bits = (...codes: ReadonlyArray<ReplyCode>): number => codes.reduce((set, c) => set | replyBit[c], 0)
 const GET_VALUE = bits("VA", "EN")
@@ -190,19 +242,30 @@ export interface LineParts {
 
 const HEADS = { mg: "mg ", ms: "ms ", md: "md ", ma: "ma " } as const
 
+class Line implements LineParts {
+  constructor(
+    readonly head: string,
+    readonly key: string,
+    readonly size: number | undefined,
+    readonly tail: string,
+    readonly bytes: Uint8Array | undefined,
+  ) {}
+}
+
 export const lineParts = (req: MetaRequest): LineParts => {
   switch (req.command) {
     case "mn":
-      return { head: "mn", key: "", size: undefined, tail: "", bytes: undefined }
+      return new Line("mn", "", undefined, "", undefined)
     case "ms":
-      return { head: HEADS.ms, key: req.key, size: req.value.byteLength, tail: suffixOf(req.flags), bytes: undefined }
+      return new Line(HEADS.ms, req.key, req.value.byteLength, suffixOf(req.flags), undefined)
     default:
-      return { head: HEADS[req.command], key: req.key, size: undefined, tail: suffixOf(req.flags), bytes: undefined }
+      return new Line(HEADS[req.command], req.key, undefined, suffixOf(req.flags), undefined)
   }
 }
 
 /** The same parts with their bytes (see `LineParts.bytes`). */
-export const withBytes = (line: LineParts): LineParts => ({ ...line, bytes: Buffer.from(encodeParts(line) + " O", "utf8") })
+export const withBytes = (line: LineParts): LineParts =>
+  new Line(line.head, line.key, line.size, line.tail, Buffer.from(encodeParts(line) + " O", "utf8"))
 
 const encodeParts = (line: LineParts): string => line.head + line.key + (line.size === undefined ? "" : " " + line.size) + line.tail
 
