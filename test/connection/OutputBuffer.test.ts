@@ -48,6 +48,15 @@ describe("OutputBuffer", () => {
     ])
   })
 
+  it("writes every opaque token's digits, on both sides of 2^31", () => {
+    const out = new OutputBuffer()
+    const { socket, writes } = recorder()
+    const tokens = [1, 9, 10, 99, 100, 65_535, 999_999_999, 1_000_000_000, 2_147_483_647, 2_147_483_648, 4_294_967_296, 123_456_789_012_345]
+    for (const token of tokens) out.lineText("mn", "", "", token)
+    out.writeTo(socket)
+    expect(writes[0]!.toString("latin1")).toEqual(tokens.map((t) => `mn O${t}\r\n`).join(""))
+  })
+
   it("a line from its prepared bytes is the same line", () => {
     const out = new OutputBuffer()
     const { socket, writes } = recorder()
