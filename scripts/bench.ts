@@ -20,7 +20,9 @@
  *
  * BENCH_QUICK=1: a short run, to check the script (not for numbers).
  * BENCH_CLIENTS / BENCH_SCENARIOS: comma-separated ids to run only some (e.g. for profiling).
- * BENCH_BASELINE=<path to another checkout's src/index.ts>: adds that version of the client as
+ * effect-memcache is measured as it ships: the build in dist/ (see bench/package.ts); `npm run bench`
+ * builds it first.
+ * BENCH_BASELINE=<path to another checkout's dist/index.js>: adds that version of the client as
  * `effect-memcache-baseline`, to measure a change within one run (e.g. the cost of the reply
  * integrity checks against the commit before them). The checkout must resolve `effect` to this
  * one's (symlink its node_modules).
@@ -32,9 +34,10 @@
  */
 import { rmSync } from "node:fs"
 import * as os from "node:os"
-import { pathToFileURL } from "node:url"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import { makeTestCerts, type TestCerts, tlsArgs } from "../test/support/certs.js"
 import { type EffectRunner, type EffectRunnerSpec, makeEffectRunner } from "./bench/effect.js"
+import { loadClient } from "./bench/package.js"
 import { floorRunner } from "./bench/floor.js"
 import { collect, gcExposed, type Heap, heapCheck } from "./bench/heap.js"
 import { memcacheClientRunner, memcachedRunner, memcacheRunner, memjsRunner } from "./bench/peers.js"
@@ -120,11 +123,9 @@ const tlsServer = async (): Promise<TlsServer> => {
   return { address: started.address, args: `-l 127.0.0.1 -U 0 -m 64 ${MEMCACHED_ARGS.join(" ")} -Z`, process: started, certs }
 }
 
+const client = await loadClient(fileURLToPath(new URL("../dist/index.js", import.meta.url)))
 const baselineModule = process.env["BENCH_BASELINE"]
-const baseline =
-  baselineModule === undefined || baselineModule === ""
-    ? undefined
-    : ((await import(pathToFileURL(baselineModule).href)) as { readonly McClient: typeof import("../src/index.js").McClient })
+const baseline = baselineModule === undefined || baselineModule === "" ? undefined : await loadClient(baselineModule)
 
 // Observability runners, compared with the headline in get scenarios.
 const OBSERVED = ["effect-memcache-traced", "effect-memcache-metrics"] as const
@@ -169,7 +170,7 @@ const makeRunners = (
   server: string,
   tls: TlsServer | undefined,
 ): { readonly headline: EffectRunner; readonly all: ReadonlyArray<Runner> } => {
-  const ours = EFFECT_RUNNERS.map((spec) => makeEffectRunner(spec, server))
+  const ours = EFFECT_RUNNERS.map((spec) => makeEffectRunner(spec, server, client))
   const all = [
     ...ours,
     ...(tls === undefined
@@ -187,6 +188,7 @@ const makeRunners = (
               measures: tlsScenario,
             },
             tls.address,
+            client,
           ),
         ]),
     ...(baseline === undefined

@@ -5,15 +5,9 @@
  * (A Promise facade, if the package grows one, is another plain-async style: see bench.ts.)
  */
 import { Effect, ManagedRuntime } from "effect"
-import {
-  type ItemInput,
-  makePromiseClient,
-  McClient,
-  type McClientOptions,
-  type McClientService,
-  type McPromiseClient,
-} from "../../src/index.js"
+import type { ItemInput, McClient, McClientOptions, McClientService, McPromiseClient } from "../../src/index.js"
 import { LatencyRecorder } from "./latency.js"
+import type { ClientApi } from "./package.js"
 import {
   checkBatch,
   checkValue,
@@ -172,8 +166,8 @@ export interface EffectRunnerSpec {
 export const makeEffectRunner = (
   spec: EffectRunnerSpec,
   server: string,
-  /** the package's entry module: this checkout's, or another's (BENCH_BASELINE) */
-  api: { readonly McClient: typeof McClient } = { McClient },
+  /** the built package: this checkout's, or another's (BENCH_BASELINE) */
+  api: ClientApi,
 ): EffectRunner => {
   const plain = spec.disableBinaryEncodedKeys === true
   const layer = api.McClient.layer({
@@ -206,7 +200,7 @@ export const makeEffectRunner = (
     runtime,
     data: () => data!,
     preload: async () => {
-      const mc = spec.style === "promise" ? (promised = await makePromiseClient(layer)).service : await runtime.runPromise(api.McClient)
+      const mc = spec.style === "promise" ? (promised = await api.makePromiseClient(layer)).service : await runtime.runPromise(api.McClient)
       data = makeData(mc, workload)
       await preloadWith((key, value) => runtime.runPromise(mc.set({ key, value })), data)
     },
