@@ -261,7 +261,9 @@ describe("scriptedServer faults", () => {
           for (const chunk of chunks) {
             seen += chunk.bytes.length
             const ticks = Math.floor((chunk.at - start) / 20) + 2 // one tick of slack for timer jitter
-            expect(seen - 4).toBeLessThanOrEqual(ticks * 4)
+            // Only the VA reply trickles: the first MN came before it and the last one follows it
+            // at once (a CI pass counted the last MN as a trickled tick: 33 bytes against 32).
+            expect(Math.min(seen - 4, trickled)).toBeLessThanOrEqual(ticks * 4)
           }
           expect(chunks.length).toBeGreaterThanOrEqual(3)
           expect(chunks[chunks.length - 1]!.at - start).toBeGreaterThanOrEqual((Math.ceil(trickled / 4) - 1) * 20 - 5)
