@@ -185,8 +185,8 @@ export const makeReads = (ctx: ClientContext) => {
         found.delete(key)
         failed.set(key, error)
       }
-      // Every key left in `found` has its item now.
-      const answer = () => (partial ? { items: found as Map<string, Item>, failed } : (found as Map<string, Item>))
+      // Once the items are in, every key left in `found` has its item.
+      const answer = partial ? { items: found as Map<string, Item>, failed } : (found as Map<string, Item>)
       return Effect.flatMap(
         transport.getMany(routing, wires, getFlags(o), { timeoutMillis, startedAt, broadcast: o?.broadcast === true }),
         ({ outcomes, servers }) => {
@@ -208,11 +208,11 @@ export const makeReads = (ctx: ClientContext) => {
             }
           }
           releaseReplies(outcomes)
-          if (later.length === 0) return Effect.succeed(answer())
+          if (later.length === 0) return Effect.succeed(answer)
           // Namespaced or compressed items: one namespace lookup for the batch, then per item.
           const failAll = (error: McError | DecodeError) =>
             Effect.sync(() => {
-              for (const key of laterKeys) if (found.get(key) === undefined) fail(key, error)
+              for (const key of laterKeys) fail(key, error)
             })
           return ns.versionsFor(later.map((hit) => hit.reply), timeoutMillis).pipe(
             Effect.flatMap((known) =>
@@ -220,17 +220,18 @@ export const makeReads = (ctx: ClientContext) => {
                 finishItem(laterKeys[j]!, hit.reply, hit.server, timeoutMillis, known).pipe(
                   Effect.match({
                     // A namespace purge makes the item a miss; other failures stay failures.
-                    onFailure: (error) => (error._tag === "CacheMiss" ? undefined : error),
+                    onFailure: (error) => {
+                      if (error._tag !== "CacheMiss") return error
+                      found.delete(laterKeys[j]!)
+                      return undefined
+                    },
                     onSuccess: (item) => {
                       found.set(laterKeys[j]!, item)
                       return undefined
                     },
                   }),
                   Effect.flatMap((error) => {
-                    if (error === undefined) {
-                      if (found.get(laterKeys[j]!) === undefined) found.delete(laterKeys[j]!)
-                      return Effect.void
-                    }
+                    if (error === undefined) return Effect.void
                     if (!partial) return Effect.fail(error)
                     fail(laterKeys[j]!, error)
                     return Effect.void
@@ -239,7 +240,7 @@ export const makeReads = (ctx: ClientContext) => {
               ),
             ),
             (self) => (partial ? Effect.catchAll(self, failAll) : self),
-            Effect.as(answer()),
+            Effect.as(answer),
           )
         },
       )

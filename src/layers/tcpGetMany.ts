@@ -124,11 +124,7 @@ export const makeGetMany =
             return
           }
           // Indices are in ascending order: a batch of every key is the key list itself.
-          let keys = wires
-          if (batch.indices.length !== n) {
-            keys = new Array(batch.indices.length)
-            for (let j = 0; j < keys.length; j++) (keys as Array<string>)[j] = wires[batch.indices[j]!]!
-          }
+          const keys = batch.indices.length === n ? wires : batch.indices.map((i) => wires[i]!)
           const slot = new BatchSlot(
             resume as (effect: Effect.Effect<BatchResult, SlotFailure>) => void,
             batch.server,

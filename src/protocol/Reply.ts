@@ -70,6 +70,9 @@ export class Reply {
 // Header lines are short (a 250-byte key in base64 and a handful of flags); anything longer
 // without a line end is garbage, and waiting for more of it would hang.
 const MAX_LINE = 8192
+// Decimal tokens read as numbers (sizes, TTLs, opaque tokens) have at most this many digits: all of
+// them are exact in a double. The parser (bytes) and `opaqueValue` (text) apply the same rule.
+const MAX_NUMBER_DIGITS = 15
 // memcached's largest item is 1 GiB (-I 1024m).
 const MAX_VALUE = 1024 * 1024 * 1024
 
@@ -91,7 +94,7 @@ const parseIntToken = (buf: Uint8Array, from: number, to: number): number => {
     sign = -1
     i++
   }
-  if (i >= to || to - i > 15) return Number.NaN
+  if (i >= to || to - i > MAX_NUMBER_DIGITS) return Number.NaN
   let n = 0
   for (; i < to; i++) {
     const d = buf[i]! - 48
@@ -326,7 +329,7 @@ export class ReplyParser {
         reply.key = buf.toString("utf8", t, end)
         return undefined
       case 79 /* O */:
-        reply.opaque = end - t <= 15 && isDigits(buf, t, end) ? parseIntToken(buf, t, end) : ascii(buf, t, end)
+        reply.opaque = end - t <= MAX_NUMBER_DIGITS && isDigits(buf, t, end) ? parseIntToken(buf, t, end) : ascii(buf, t, end)
         return undefined
       case 98 /* b */:
         reply.base64 = true
@@ -360,7 +363,8 @@ export class ReplyParser {
 }
 
 /** An opaque token given as text (the in-memory engine), read as the parser reads one. */
-export const opaqueValue = (token: string): number | string => (/^[0-9]{1,15}$/.test(token) ? Number(token) : token)
+const NUMERIC_OPAQUE = new RegExp(`^[0-9]{1,${MAX_NUMBER_DIGITS}}$`)
+export const opaqueValue = (token: string): number | string => (NUMERIC_OPAQUE.test(token) ? Number(token) : token)
 
 const withMessage = (reply: Reply, message: string): Reply => {
   reply.message = message
